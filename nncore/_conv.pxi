@@ -1,0 +1,1 @@
+# (area wrappers go here)
