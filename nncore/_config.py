@@ -1,0 +1,86 @@
+"""Threads and build/run-time configuration (nn.set_num_threads, nn.threads, nn.show_config)."""
+import contextlib
+import os
+import platform
+import sys
+
+import numpy as np
+
+from . import _kernels as K
+
+
+def set_num_threads(n):
+    """Set the number of threads nncore's kernels use. n=-1 means all available cores."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads expects an int, got {type(n).__name__}")
+    n = int(n)
+    if n == -1:
+        K.set_num_threads(0)
+    elif n >= 1:
+        K.set_num_threads(n)
+    else:
+        raise ValueError(f"set_num_threads expects n >= 1 or n == -1, got {n}")
+
+
+def get_num_threads():
+    """Threads nncore uses now (honours OMP_NUM_THREADS, the CPU affinity mask and threadpoolctl)."""
+    return K.get_num_threads()
+
+
+_setting = [None]
+
+
+@contextlib.contextmanager
+def threads(n):
+    """Temporarily use n threads: `with nn.threads(1): model.fit(...)`."""
+    old = _setting[0]
+    set_num_threads(n)
+    _setting[0] = n
+    try:
+        yield
+    finally:
+        _setting[0] = old
+        K.set_num_threads(0 if old in (None, -1) else old)
+
+
+_orig_set = set_num_threads
+
+
+def set_num_threads(n):  # noqa: F811 - remember the setting for `threads` to restore
+    _orig_set(n)
+    _setting[0] = n
+
+
+def config():
+    """Build and run-time configuration as a dict."""
+    from . import __version__
+    mr, nr, kc = K.gemm_blocking() if hasattr(K, "gemm_blocking") else (0, 0, 0)
+    return {
+        "version": __version__,
+        "isa": K.isa_name(),
+        "isa_forced": os.environ.get("NNCORE_ISA") or None,
+        "isa_available": [i for i in ("generic", "avx2", "avx512") if K.isa_supported(i)],
+        "openmp": K.openmp_enabled(),
+        "openmp_flag": K.openmp_how(),
+        "threads": K.get_num_threads(),
+        "default_threads": K.default_num_threads(),
+        "gemm_mr": mr, "gemm_nr": nr, "gemm_kc": kc,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def show_config(file=None):
+    """Print version, ISA in use, OpenMP, thread count and GEMM block sizes."""
+    c = config()
+    lines = [
+        f"nncore {c['version']}",
+        f"  ISA in use       : {c['isa']}" + (f" (forced by NNCORE_ISA={c['isa_forced']})" if c["isa_forced"] else ""),
+        f"  ISAs available   : {', '.join(c['isa_available'])}",
+        f"  OpenMP           : {'on (' + c['openmp_flag'] + ')' if c['openmp'] else 'OFF (serial build)'}",
+        f"  threads          : {c['threads']} (default {c['default_threads']})",
+        f"  GEMM blocking    : MR={c['gemm_mr']} NR={c['gemm_nr']} KC={c['gemm_kc']}",
+        f"  python {c['python']}, numpy {c['numpy']}, {c['platform']}",
+    ]
+    print("\n".join(lines), file=file or sys.stdout)
