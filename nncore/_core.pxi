@@ -12,6 +12,8 @@ cdef extern from "nncore/nnc.h" nogil:
     int nnc_get_num_threads()
     int nnc_default_num_threads()
     int nnc_forked_child()
+    double nnc_set_parallel_threshold(double flops)
+    int nnc_set_isa(int isa)
     void *nnc_malloc(size_t bytes)
     void nnc_free(void *p)
 
@@ -47,6 +49,21 @@ def isa_supported(name):
     if name not in ids:
         raise ValueError(f"unknown ISA {name!r}; expected one of {sorted(ids)}")
     return bool(nnc_isa_supported(ids[name]))
+
+
+_ISA_IDS = {"generic": 0, "avx2": 1, "avx512": 2}
+
+
+def set_isa(name):
+    """Switch kernels to another ISA at run time (for tests); returns the name now in use."""
+    if name not in _ISA_IDS:
+        raise ValueError(f"unknown ISA {name!r}; expected one of {sorted(_ISA_IDS)}")
+    return nnc_isa_name(nnc_set_isa(_ISA_IDS[name])).decode()
+
+
+def set_parallel_threshold(double flops):
+    """Minimum flops for a region to use threads; returns the old value (tests set 0)."""
+    return nnc_set_parallel_threshold(flops)
 
 
 def openmp_enabled():

@@ -67,4 +67,14 @@ int nnc_init(void) {
     return 0;
 }
 
+int nnc_set_isa(int isa) {
+    nnc_init();
+    while (isa > NNC_ISA_GENERIC && !nnc_isa_supported(isa)) isa--;
+    if (isa < NNC_ISA_GENERIC) isa = NNC_ISA_GENERIC;
+    g_isa = isa;
+    nnc_gemm_dispatch_init(isa);
+    nnc_elem_dispatch_init(isa);
+    return isa;
+}
+
 int nnc_isa(void) { return g_isa < 0 ? NNC_ISA_GENERIC : g_isa; }

@@ -18,7 +18,7 @@
 #endif
 
 /* Below this many flops a region costs more to open (about 1 us) than it saves. */
-#define NNC_PAR_MIN_FLOPS 4.0e5
+static double g_par_min_flops = 4.0e5;
 
 static int g_setting = 0;      /* 0 = not set: use the default */
 static int g_forked_child = 0; /* set in a fork child */
@@ -76,9 +76,15 @@ int nnc_get_num_threads(void) {
 
 int nnc_forked_child(void) { return g_forked_child; }
 
+double nnc_set_parallel_threshold(double flops) {
+    double old = g_par_min_flops;
+    g_par_min_flops = flops;
+    return old;
+}
+
 int nnc_threads_for(double flops, int64_t units) {
 #ifdef _OPENMP
-    if (g_forked_child || flops < NNC_PAR_MIN_FLOPS || units < 2) return 1;
+    if (g_forked_child || flops < g_par_min_flops || units < 2) return 1;
     int n = g_setting > 0 ? g_setting : nnc_default_num_threads();
     int mx = omp_get_max_threads(); /* threadpoolctl limits land here */
     if (n > mx) n = mx;

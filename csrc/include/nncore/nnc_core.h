@@ -43,6 +43,13 @@ enum {
     NNC_ACT_SELU, NNC_ACT_RELU6, NNC_ACT_HARD_SIGMOID, NNC_ACT_SOFTSIGN, NNC_ACT_COUNT
 };
 
+/* Minimum flops for a region to use threads (default 4e5); tests set 0 to exercise the
+ * parallel splits on small sizes. Returns the previous value. */
+double nnc_set_parallel_threshold(double flops);
+/* Switch the ISA at run time (tests): refills the dispatch tables. Packed operands remember the
+ * ISA they were packed for. Returns the ISA now in use (lower if `isa` is unsupported). */
+int nnc_set_isa(int isa);
+
 /* 64-byte aligned allocation; free with nnc_free. */
 void *nnc_malloc(size_t bytes);
 void nnc_free(void *p);
