@@ -72,8 +72,8 @@ class ProgbarLogger(Callback):
 
     def progress(self, step, logs):
         """Called by fit after each chunk of steps (verbose=1 only)."""
-        if self.verbose != 1:
-            return
+        if self.verbose != 1 or not getattr(self.file, "isatty", lambda: False)():
+            return  # redrawing a bar only makes sense on a terminal
         now = time.perf_counter()
         steps = self.params.get("steps") or step
         if step < steps and now - self._last < 0.1:

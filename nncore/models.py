@@ -491,6 +491,27 @@ class Sequential:
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         return self.evaluate(x, y, batch_size=len(x), sample_weight=sample_weight, return_dict=return_dict)
 
+    def _gradients(self, x, y, sample_weight=None):
+        """(loss, [gradient of each weight], d loss / d x) for one batch, without an update.
+        The loss is the batch mean (Keras's reduction)."""
+        self._require_compiled("gradients")
+        X = self._prepare_x(x)
+        if not np.all(np.isfinite(X)):
+            raise ValueError("x contains NaN or infinity")
+        Y = self._prepare_y(y, X.shape[0])
+        SW = self._prepare_sw(sample_weight, None, Y, X.shape[0])
+        dx = np.empty_like(X)
+        with self._lock:
+            loss = self._seq.gradients(X, Y, SW, dx)
+        grads, pos = [], 0
+        for layer, (p, g) in zip(self.layers, self._blocks):
+            off = 0
+            for name, shape, _, _ in layer._specs:
+                size = int(np.prod(shape))
+                grads.append(g[off:off + size].reshape(shape).copy())
+                off += size
+        return loss / X.shape[0], grads, dx.reshape((X.shape[0],) + tuple(self._input_shape))
+
     # ---- description --------------------------------------------------------------------
     def summary(self, print_fn=None):
         self._require_built()
