@@ -146,13 +146,13 @@ static float row_max__generic(const float *x, int64_t n) {
 }
 
 static float exp_shift_sum__generic(const float *x, float shift, float *e, int64_t n) {
-    float s = 0.0f;
+    double s = 0.0; /* double: a long row's float sum would drift by ~n ulps */
     for (int64_t i = 0; i < n; i++) {
         float v = expf(x[i] - shift);
         if (e) e[i] = v;
         s += v;
     }
-    return s;
+    return (float)s;
 }
 
 static void softmax_row__generic(const float *x, float *y, int64_t n) {
@@ -163,9 +163,10 @@ static void softmax_row__generic(const float *x, float *y, int64_t n) {
 }
 
 static void softmax_bwd_row__generic(const float *y, const float *dy, float *dx, int64_t n) {
-    float d = 0.0f;
-    for (int64_t i = 0; i < n; i++) d += dy[i] * y[i];
-    for (int64_t i = 0; i < n; i++) dx[i] = y[i] * (dy[i] - d);
+    double d = 0.0;
+    for (int64_t i = 0; i < n; i++) d += (double)dy[i] * y[i];
+    float df = (float)d;
+    for (int64_t i = 0; i < n; i++) dx[i] = y[i] * (dy[i] - df);
 }
 
 void nnc_elem_fill__generic(nnc_elem_kernels *k) {
