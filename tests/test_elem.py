@@ -185,7 +185,7 @@ def test_act_extreme_inputs(isa, name):
         close(y, ref, 1e-6, 1e-7, name)
     else:
         ok = np.abs(x) < 1e4  # gelu/swish of 3e38 overflow float64 products in the reference
-        close(y[ok], ref[ok], 4e-6, 1e-37, name)
+        close(y[ok], ref[ok], 4e-6, 1e-35, name)  # vector exp flushes below e^-87.3
     dx = K.act_backward(A[name], a, x, y, np.ones_like(x))
     assert np.all(np.isfinite(dx)), (name, x[~np.isfinite(dx)])
 

@@ -26,8 +26,9 @@ static void vtanh__generic(const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
 }
 
-/* Phi(x) = 0.5*erfc(-x/sqrt2): no cancellation for x << 0. */
-static inline float ncdf(float x) { return 0.5f * erfcf(-x * 0.70710678118654752f); }
+/* Phi(x) = 0.5*erfc(-x/sqrt2), in double: no cancellation for x << 0, and x/sqrt2 is not
+ * rounded to float (that would cost ~2z^2 ulps of relative accuracy in the tail). */
+static inline float ncdf(float x) { return (float)(0.5 * erfc(-(double)x * 0.70710678118654752)); }
 
 static void act_fwd__generic(int act, float alpha, const float *x, float *y, int64_t n) {
     int64_t i;
@@ -102,7 +103,7 @@ static void act_bwd__generic(int act, float alpha, const float *x, const float *
     case NNC_ACT_GELU:
         for (i = 0; i < n; i++) {
             float v = x[i];
-            float pdf = 0.39894228040143268f * expf(-0.5f * v * v);
+            float pdf = (float)(0.39894228040143268 * exp(-0.5 * (double)v * v));
             dx[i] = dy[i] * (ncdf(v) + v * pdf);
         }
         break;
