@@ -31,6 +31,10 @@ typedef struct nnc_elem_kernels {
      * the terms into e when e != NULL (float sum in a fixed order per ISA). */
     float (*row_max)(const float *x, int64_t n);
     float (*exp_shift_sum)(const float *x, float shift, float *e, int64_t n);
+    /* binary cross-entropy on logits z, targets t smoothed as tt = t*c1 + c0: per-element loss
+     * l = max(z,0) - z*tt + log1p(e^-|z|) and, if g != NULL, g = sigmoid(z) - tt (unscaled) */
+    void (*bce_logits)(const float *z, const float *t, float c1, float c0, float *l, float *g,
+                       int64_t n);
 } nnc_elem_kernels;
 
 extern nnc_elem_kernels nnc_elem_k;

@@ -36,6 +36,13 @@
         a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(v_, 1)));                    \
     } while (0)
 #define TARGET NNC_TARGET_AVX2
+static inline NNC_TARGET_AVX2 __m256i tailmask__avx2(int r) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#define VLOAD_TAIL(p, r) _mm256_maskload_ps((p), tailmask__avx2(r))
+#define VSTORE_TAIL(p, v, r) _mm256_maskstore_ps((p), tailmask__avx2(r), (v))
+#define VMASKZ(v, r) _mm256_and_ps((v), _mm256_castsi256_ps(tailmask__avx2(r)))
+#define VBLEND_TAIL(f, t, r) _mm256_blendv_ps((f), (t), _mm256_castsi256_ps(tailmask__avx2(r)))
 #define FN(name) name##__avx2
 
 static inline TARGET double vdsum__avx2(__m256d a0, __m256d a1) {
