@@ -16,38 +16,38 @@
 #include <string.h>
 
 /* y[i] = EXPR(v) with v = x[i]; the tail is a masked load (zeros in the unused lanes) */
-#define MAP1(x, y, n, EXPR)                                                                       \
-    do {                                                                                          \
-        int64_t i_ = 0;                                                                           \
-        for (; i_ + VL <= (n); i_ += VL) {                                                        \
-            VF v = VLOAD((x) + i_);                                                               \
-            VSTORE((y) + i_, (EXPR));                                                             \
-        }                                                                                         \
-        if (i_ < (n)) {                                                                           \
-            int r_ = (int)((n) - i_);                                                             \
-            VF v = VLOAD_TAIL((x) + i_, r_);                                                      \
-            VSTORE_TAIL((y) + i_, (EXPR), r_);                                                    \
-        }                                                                                         \
+#define MAP1(x, y, n, EXPR)                                                                         \
+    do {                                                                                            \
+        int64_t i_ = 0;                                                                             \
+        for (; i_ + VL <= (n); i_ += VL) {                                                          \
+            VF v = VLOAD((x) + i_);                                                                 \
+            VSTORE((y) + i_, (EXPR));                                                               \
+        }                                                                                           \
+        if (i_ < (n)) {                                                                             \
+            int r_ = (int)((n) - i_);                                                               \
+            VF v = VLOAD_TAIL((x) + i_, r_);                                                        \
+            VSTORE_TAIL((y) + i_, (EXPR), r_);                                                      \
+        }                                                                                           \
     } while (0)
 
 /* dx[i] = EXPR(xv, yv, g) with xv = x[i] (only if NEEDX), yv = y[i], g = dy[i] */
-#define MAPB(NEEDX, EXPR)                                                                         \
-    do {                                                                                          \
-        int64_t i_ = 0;                                                                           \
-        VF xv = VZERO;                                                                            \
-        for (; i_ + VL <= n; i_ += VL) {                                                          \
-            if (NEEDX) xv = VLOAD(x + i_);                                                        \
-            VF yv = VLOAD(y + i_), g = VLOAD(dy + i_);                                            \
-            (void)xv; (void)yv;                                                                   \
-            VSTORE(dx + i_, (EXPR));                                                              \
-        }                                                                                         \
-        if (i_ < n) {                                                                             \
-            int r_ = (int)(n - i_);                                                               \
-            if (NEEDX) xv = VLOAD_TAIL(x + i_, r_);                                               \
-            VF yv = VLOAD_TAIL(y + i_, r_), g = VLOAD_TAIL(dy + i_, r_);                          \
-            (void)xv; (void)yv;                                                                   \
-            VSTORE_TAIL(dx + i_, (EXPR), r_);                                                     \
-        }                                                                                         \
+#define MAPB(NEEDX, EXPR)                                                                           \
+    do {                                                                                            \
+        int64_t i_ = 0;                                                                             \
+        VF xv = VZERO;                                                                              \
+        for (; i_ + VL <= n; i_ += VL) {                                                            \
+            if (NEEDX) xv = VLOAD(x + i_);                                                          \
+            VF yv = VLOAD(y + i_), g = VLOAD(dy + i_);                                              \
+            (void)xv; (void)yv;                                                                     \
+            VSTORE(dx + i_, (EXPR));                                                                \
+        }                                                                                           \
+        if (i_ < n) {                                                                               \
+            int r_ = (int)(n - i_);                                                                 \
+            if (NEEDX) xv = VLOAD_TAIL(x + i_, r_);                                                 \
+            VF yv = VLOAD_TAIL(y + i_, r_), g = VLOAD_TAIL(dy + i_, r_);                            \
+            (void)xv; (void)yv;                                                                     \
+            VSTORE_TAIL(dx + i_, (EXPR), r_);                                                       \
+        }                                                                                           \
     } while (0)
 
 static TARGET void FN(vexp)(const float *x, float *y, int64_t n) { MAP1(x, y, n, VEXP(v)); }
@@ -220,7 +220,108 @@ static TARGET void FN(bce_logits)(const float *z, const float *t, float c1, floa
     }
 }
 
+/* ---- optimizer steps: same formulas and operation order as nnc_*__generic (elem/optim.c) */
+
+/* BODY uses LOADR(ptr) / STORER(ptr, v); the tail pass masks both to the first r lanes */
+#define OPT_LOOP(BODY)                                                                              \
+    do {                                                                                            \
+        int64_t i = 0;                                                                              \
+        for (; i + VL <= n; i += VL) {                                                              \
+            const int tail_ = 0, r = VL;                                                            \
+            BODY                                                                                    \
+        }                                                                                           \
+        if (i < n) {                                                                                \
+            const int tail_ = 1, r = (int)(n - i);                                                  \
+            BODY                                                                                    \
+        }                                                                                           \
+    } while (0)
+#define LOADR(ptr) (tail_ ? VLOAD_TAIL((ptr), r) : VLOAD(ptr))
+#define STORER(ptr, v)                                                                              \
+    do {                                                                                            \
+        if (tail_) VSTORE_TAIL((ptr), (v), r);                                                      \
+        else VSTORE((ptr), (v));                                                                    \
+    } while (0)
+
+static TARGET void FN(sgd)(float *p, const float *g, float *m, int64_t n, float lr, float mom,
+                           int nesterov, float wd) {
+    const VF vlr = VSET1(lr), vmom = VSET1(mom), vwd = VSET1(wd);
+#define SGD_BODY                                                                                    \
+    {                                                                                               \
+        VF pi = LOADR(p + i), gi = LOADR(g + i);                                                    \
+        if (wd != 0.0f) pi = VSUB(pi, VMUL(VMUL(pi, vwd), vlr));                                    \
+        if (m) {                                                                                    \
+            VF mi = VSUB(VMUL(LOADR(m + i), vmom), VMUL(gi, vlr));                                  \
+            STORER(m + i, mi);                                                                      \
+            pi = nesterov ? VADD(pi, VSUB(VMUL(mi, vmom), VMUL(gi, vlr))) : VADD(pi, mi);           \
+        } else {                                                                                    \
+            pi = VSUB(pi, VMUL(gi, vlr));                                                           \
+        }                                                                                           \
+        STORER(p + i, pi);                                                                          \
+    }
+    OPT_LOOP(SGD_BODY);
+#undef SGD_BODY
+}
+
+static TARGET void FN(adam)(float *p, const float *g, float *m, float *v, float *vmax, int64_t n,
+                            float lr, float alpha, float ob1, float ob2, float eps, float wd) {
+    const VF vlr = VSET1(lr), va = VSET1(alpha), vb1 = VSET1(ob1), vb2 = VSET1(ob2);
+    const VF veps = VSET1(eps), vwd = VSET1(wd);
+#define ADAM_BODY                                                                                   \
+    {                                                                                               \
+        VF pi = LOADR(p + i), gi = LOADR(g + i);                                                    \
+        if (wd != 0.0f) pi = VSUB(pi, VMUL(VMUL(pi, vwd), vlr));                                    \
+        VF mi = LOADR(m + i), vi = LOADR(v + i);                                                    \
+        mi = VADD(mi, VMUL(VSUB(gi, mi), vb1));                                                     \
+        vi = VADD(vi, VMUL(VSUB(VMUL(gi, gi), vi), vb2));                                           \
+        STORER(m + i, mi);                                                                          \
+        STORER(v + i, vi);                                                                          \
+        if (vmax) {                                                                                 \
+            vi = VMAX(vi, LOADR(vmax + i));                                                         \
+            STORER(vmax + i, vi);                                                                   \
+        }                                                                                           \
+        pi = VSUB(pi, VDIV(VMUL(mi, va), VADD(VSQRT(vi), veps)));                                   \
+        STORER(p + i, pi);                                                                          \
+    }
+    OPT_LOOP(ADAM_BODY);
+#undef ADAM_BODY
+}
+
+static TARGET void FN(rmsprop)(float *p, const float *g, float *v, float *m, float *mg, int64_t n,
+                               float lr, float rho, float mom, float eps, float wd) {
+    const VF vlr = VSET1(lr), vrho = VSET1(rho), vorho = VSET1(1.0f - rho), vmom = VSET1(mom);
+    const VF veps = VSET1(eps), vwd = VSET1(wd);
+#define RMS_BODY                                                                                    \
+    {                                                                                               \
+        VF pi = LOADR(p + i), gi = LOADR(g + i);                                                    \
+        if (wd != 0.0f) pi = VSUB(pi, VMUL(VMUL(pi, vwd), vlr));                                    \
+        VF vi = VADD(VMUL(vrho, LOADR(v + i)), VMUL(vorho, VMUL(gi, gi)));                          \
+        STORER(v + i, vi);                                                                          \
+        VF den;                                                                                     \
+        if (mg) {                                                                                   \
+            VF a = VADD(VMUL(vrho, LOADR(mg + i)), VMUL(vorho, gi));                                \
+            STORER(mg + i, a);                                                                      \
+            den = VADD(VSUB(vi, VMUL(a, a)), veps);                                                 \
+        } else {                                                                                    \
+            den = VADD(vi, veps);                                                                   \
+        }                                                                                           \
+        VF inc = VDIV(VMUL(vlr, gi), VSQRT(den));                                                   \
+        if (m) {                                                                                    \
+            VF mi = VADD(VMUL(vmom, LOADR(m + i)), inc);                                            \
+            STORER(m + i, mi);                                                                      \
+            pi = VSUB(pi, mi);                                                                      \
+        } else {                                                                                    \
+            pi = VSUB(pi, inc);                                                                     \
+        }                                                                                           \
+        STORER(p + i, pi);                                                                          \
+    }
+    OPT_LOOP(RMS_BODY);
+#undef RMS_BODY
+}
+
 static void FN(fill)(nnc_elem_kernels *k) {
+    k->sgd = FN(sgd);
+    k->adam = FN(adam);
+    k->rmsprop = FN(rmsprop);
     k->bce_logits = FN(bce_logits);
     k->vexp = FN(vexp);
     k->vsigmoid = FN(vsigmoid);

@@ -184,6 +184,9 @@ static void bce_logits__generic(const float *z, const float *t, float c1, float 
 }
 
 void nnc_elem_fill__generic(nnc_elem_kernels *k) {
+    k->sgd = nnc_sgd__generic;
+    k->adam = nnc_adam__generic;
+    k->rmsprop = nnc_rmsprop__generic;
     k->bce_logits = bce_logits__generic;
     k->vexp = vexp__generic;
     k->vsigmoid = vsigmoid__generic;
