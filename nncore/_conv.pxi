@@ -261,3 +261,47 @@ def zeropad2d(cnp.ndarray x, int64_t t, int64_t b, int64_t l, int64_t r, cnp.nda
         with nogil:
             st = nnc_zeropad2d_backward(xp, N, H, W, C, t, b, l, r, yp, 0)
     check_status(st)
+
+
+# ---- engine nodes (see nnc_conv.h); wrap_node comes from _engine.pxi ----
+cdef extern from "nncore/nnc.h" nogil:
+    nnc_node *nnc_conv2d_node_new(const nnc_conv2d_geom *g, int use_bias, int act, float alpha,
+                                  float *params, float *grads)
+    nnc_node *nnc_pool2d_node_new(const nnc_pool2d_geom *g, int is_max)
+    nnc_node *nnc_global_pool_node_new(int64_t S, int64_t C, int is_max)
+    nnc_node *nnc_zeropad2d_node_new(int64_t H, int64_t W, int64_t C, int64_t t, int64_t b,
+                                     int64_t l, int64_t r)
+    nnc_node *nnc_transpose_node_new(int64_t A, int64_t B, int64_t inner)
+
+
+def conv2d_node(tuple geom, bint use_bias, int act, float alpha, cnp.ndarray params,
+                cnp.ndarray grads):
+    """geom = (H, W, C, KH, KW, F, sh, sw, dh, dw, pt, pl, OH, OW); params = kernel then bias."""
+    cdef nnc_conv2d_geom g
+    if len(geom) != 14:
+        raise ValueError(f"bad conv geometry {geom}")
+    (g.H, g.W, g.C, g.KH, g.KW, g.F, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.OH, g.OW) = [int(v) for v in geom]
+    cdef int64_t n = g.KH * g.KW * g.C * g.F + (g.F if use_bias else 0)
+    _fptr(params, n, "params")
+    _fptr(grads, n, "grads")
+    return wrap_node(nnc_conv2d_node_new(&g, use_bias, act, alpha, fptr(params), fptr(grads)),
+                     (params, grads))
+
+
+def pool2d_node(tuple geom, bint is_max):
+    """geom = (H, W, C, PH, PW, sh, sw, pt, pl, OH, OW)."""
+    cdef nnc_pool2d_geom g = _pool_geom(geom)
+    return wrap_node(nnc_pool2d_node_new(&g, is_max), None)
+
+
+def global_pool_node(int64_t S, int64_t C, bint is_max):
+    return wrap_node(nnc_global_pool_node_new(S, C, is_max), None)
+
+
+def zeropad2d_node(int64_t H, int64_t W, int64_t C, int64_t t, int64_t b, int64_t l, int64_t r):
+    return wrap_node(nnc_zeropad2d_node_new(H, W, C, t, b, l, r), None)
+
+
+def transpose_node(int64_t A, int64_t B, int64_t inner):
+    """Per sample [A, B, inner] -> [B, A, inner]."""
+    return wrap_node(nnc_transpose_node_new(A, B, inner), None)

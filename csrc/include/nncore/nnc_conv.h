@@ -87,6 +87,20 @@ int nnc_zeropad2d_forward(const float *x, int64_t N, int64_t H, int64_t W, int64
 int nnc_zeropad2d_backward(const float *dy, int64_t N, int64_t H, int64_t W, int64_t C,
                            int64_t t, int64_t b, int64_t l, int64_t r, float *dx, int nthreads);
 
+/* ---- engine nodes (flat per-sample vectors, NHWC) ---- */
+/* Conv2D (Conv1D with H = 1): params = kernel HWIO then bias [F] (Keras order). Activations
+ * other than linear/relu/leaky_relu/relu6 run as a separate pass (z kept for gelu/swish). */
+nnc_node *nnc_conv2d_node_new(const nnc_conv2d_geom *g, int use_bias, int act, float alpha,
+                              float *params, float *grads);
+/* Max (is_max = 1, argmax bytes kept while training) or average pooling. */
+nnc_node *nnc_pool2d_node_new(const nnc_pool2d_geom *g, int is_max);
+/* Global pooling over S positions of C channels. */
+nnc_node *nnc_global_pool_node_new(int64_t S, int64_t C, int is_max);
+nnc_node *nnc_zeropad2d_node_new(int64_t H, int64_t W, int64_t C, int64_t t, int64_t b, int64_t l,
+                                 int64_t r);
+/* Per sample [A x B x inner] -> [B x A x inner] (channels_first <-> channels_last). */
+nnc_node *nnc_transpose_node_new(int64_t A, int64_t B, int64_t inner);
+
 #ifdef __cplusplus
 }
 #endif
