@@ -87,7 +87,7 @@ cdef inline const float *_bias_ptr(object bias, int64_t N) except? NULL:
     return <const float *>cnp.PyArray_DATA(bb)
 
 
-cdef inline int _check_act(int act) except -1:
+cdef inline int _gemm_check_act(int act) except -1:
     if act != NNC_ACT_LINEAR and act != NNC_ACT_RELU and act != NNC_ACT_LEAKY_RELU and act != NNC_ACT_RELU6:
         raise ValueError(f"unsupported GEMM epilogue activation id {act}")
     return 0
@@ -102,7 +102,7 @@ def sgemm(cnp.ndarray a, cnp.ndarray b, cnp.ndarray c, bint trans_a=False, bint 
     _check2d(a, cnp.NPY_FLOAT32, "a")
     _check2d(b, cnp.NPY_FLOAT32, "b")
     _check2d(c, cnp.NPY_FLOAT32, "c")
-    _check_act(act)
+    _gemm_check_act(act)
     cdef int64_t M = a.shape[1] if trans_a else a.shape[0]
     cdef int64_t K = a.shape[0] if trans_a else a.shape[1]
     cdef int64_t Kb = b.shape[1] if trans_b else b.shape[0]
@@ -201,7 +201,7 @@ cdef class PackedB:
             raise ValueError("PackedB.matmul called before pack()")
         _check2d(a, cnp.NPY_FLOAT32, "a")
         _check2d(c, cnp.NPY_FLOAT32, "c")
-        _check_act(act)
+        _gemm_check_act(act)
         cdef int64_t M = a.shape[1] if trans_a else a.shape[0]
         cdef int64_t K = a.shape[0] if trans_a else a.shape[1]
         if K != self.K:
