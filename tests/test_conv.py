@@ -21,6 +21,8 @@ CASES = [
     (2, 5, 6, 7, 1, 1, 9, (2, 2), "same", (1, 1)),    # 1x1 strided
     (1, 6, 6, 1, 5, 5, 3, (1, 1), "same", (1, 1)),    # first layer, one channel, big kernel
     (2, 4, 4, 3, 4, 4, 2, (1, 1), "valid", (1, 1)),   # kernel == input
+    (2, 6, 7, 16, 3, 3, 5, (1, 1), "same", (1, 1)),   # C >= 16: dx through the flipped kernel
+    (1, 7, 7, 17, 3, 2, 4, (1, 1), "valid", (2, 1)),
 ]
 
 
@@ -95,7 +97,8 @@ def test_conv2d_finite_differences(rng, s, pad, d):
 
 
 @pytest.mark.parametrize("case", [
-    (4, 26, 26, 8, 3, 3, 16, (1, 1), "valid", (1, 1)),   # many chunks: threads over chunks
+    (4, 26, 26, 8, 3, 3, 48, (1, 1), "valid", (1, 1)),   # many chunks: threads over chunks
+    (3, 12, 12, 16, 3, 3, 33, (1, 1), "same", (1, 1)),   # flipped-kernel dx, dW column split
     (2, 9, 9, 8, 3, 3, 16, (1, 1), "same", (1, 1)),      # one chunk: GEMM splits
     (5, 12, 13, 6, 3, 3, 20, (2, 2), "same", (1, 1)),    # strided: col2im over images
     (3, 10, 10, 16, 1, 1, 40, (1, 1), "valid", (1, 1)),  # pointwise
