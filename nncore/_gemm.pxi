@@ -223,3 +223,79 @@ cdef class PackedB:
                 st = nnc_sgemm_packed(trans_a, M, N, K, alpha, A, lda, self.p, beta, C, ldc, &ep, nthreads)
         check_status(st)
         return c
+
+
+cdef dict _MATMUL_ACTS = {None: NNC_ACT_LINEAR, "linear": NNC_ACT_LINEAR, "relu": NNC_ACT_RELU,
+                          "leaky_relu": NNC_ACT_LEAKY_RELU, "relu6": NNC_ACT_RELU6}
+
+
+cdef inline bint _f32_c2d(object x):
+    if type(x) is not np.ndarray:
+        return False
+    cdef cnp.ndarray y = <cnp.ndarray>x
+    return (cnp.PyArray_NDIM(y) == 2 and cnp.PyArray_TYPE(y) == cnp.NPY_FLOAT32
+            and cnp.PyArray_IS_C_CONTIGUOUS(y) and cnp.PyArray_ISALIGNED(y))
+
+
+cdef inline bint _overlaps(cnp.ndarray x, cnp.ndarray y):
+    cdef char *x0 = <char *>cnp.PyArray_DATA(x)
+    cdef char *y0 = <char *>cnp.PyArray_DATA(y)
+    return x0 < y0 + cnp.PyArray_NBYTES(y) and y0 < x0 + cnp.PyArray_NBYTES(x)
+
+
+def matmul_fast(a, b, bint ta, bint tb, bias, activation, out, float slope):
+    """nn.ops.matmul for the common case (C-contiguous float32 2-D operands, float32 bias,
+    fresh or proper out), with no Python-level work; None means "take the checked path"."""
+    if not _f32_c2d(a) or not _f32_c2d(b):
+        return None
+    if activation is not None and type(activation) is not str:
+        return None
+    act_obj = _MATMUL_ACTS.get(activation)
+    if act_obj is None:
+        return None
+    cdef int act = act_obj
+    cdef cnp.ndarray A = <cnp.ndarray>a, B = <cnp.ndarray>b, C
+    cdef int64_t M = A.shape[1] if ta else A.shape[0]
+    cdef int64_t K = A.shape[0] if ta else A.shape[1]
+    cdef int64_t Kb = B.shape[1] if tb else B.shape[0]
+    cdef int64_t N = B.shape[0] if tb else B.shape[1]
+    if K != Kb or M == 0 or N == 0 or K == 0:
+        return None
+    cdef cnp.ndarray bb
+    cdef const float *pbias = NULL
+    if bias is not None:
+        if type(bias) is not np.ndarray:
+            return None
+        bb = <cnp.ndarray>bias
+        if (cnp.PyArray_NDIM(bb) != 1 or bb.shape[0] != N or cnp.PyArray_TYPE(bb) != cnp.NPY_FLOAT32
+                or not cnp.PyArray_IS_C_CONTIGUOUS(bb) or not cnp.PyArray_ISALIGNED(bb)):
+            return None
+        pbias = <const float *>cnp.PyArray_DATA(bb)
+    cdef cnp.npy_intp dims[2]
+    if out is None:
+        dims[0] = M
+        dims[1] = N
+        C = cnp.PyArray_EMPTY(2, dims, cnp.NPY_FLOAT32, 0)
+    else:
+        if not _f32_c2d(out):
+            return None
+        C = <cnp.ndarray>out
+        if (C.shape[0] != M or C.shape[1] != N or not cnp.PyArray_ISWRITEABLE(C)
+                or _overlaps(C, A) or _overlaps(C, B)):
+            return None
+    cdef nnc_epilogue ep
+    ep.bias = pbias
+    ep.act = act
+    ep.alpha = slope
+    cdef const float *pa = <const float *>cnp.PyArray_DATA(A)
+    cdef const float *pb = <const float *>cnp.PyArray_DATA(B)
+    cdef float *pc = <float *>cnp.PyArray_DATA(C)
+    cdef int64_t lda = A.shape[1], ldb = B.shape[1]
+    cdef int st
+    if 2.0 * M * N * K < _NOGIL_FLOPS:
+        st = nnc_sgemm(ta, tb, M, N, K, 1.0, pa, lda, pb, ldb, 0.0, pc, N, &ep, 0)
+    else:
+        with nogil:
+            st = nnc_sgemm(ta, tb, M, N, K, 1.0, pa, lda, pb, ldb, 0.0, pc, N, &ep, 0)
+    check_status(st)
+    return C

@@ -18,23 +18,25 @@ def test_show_config_and_info(capsys):
     assert c["threads"] >= 1
 
 
-def test_python_m_nncore_info():
-    r = subprocess.run([sys.executable, "-m", "nncore", "info"], capture_output=True, text=True, timeout=120)
+def test_python_m_nncore_info(tmp_path):
+    # run outside the source tree so the installed package is the one imported
+    r = subprocess.run([sys.executable, "-m", "nncore", "info"], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "ISA in use" in r.stdout
 
 
-def test_env_forces_generic_isa():
+def test_env_forces_generic_isa(tmp_path):
     code = "import nncore as nn; print(nn.config()['isa'])"
     env = dict(os.environ, NNCORE_ISA="generic")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert r.stdout.strip() == "generic", r.stderr
 
 
-def test_omp_num_threads_is_honoured():
+def test_omp_num_threads_is_honoured(tmp_path):
     code = "import nncore as nn; print(nn.get_num_threads())"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert r.stdout.strip() == "1", r.stderr
 
 

@@ -35,12 +35,6 @@ typedef struct {
 
 static inline float clipf(float p) { return p < EPS_LO ? EPS_LO : (p > EPS_HI ? EPS_HI : p); }
 
-static inline float sigmoid1(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
-
 /* Loss of row i (unweighted); writes gs * d loss_i / d pred_i into g when g != NULL. */
 static double row_loss(const loss_ctx *c, int64_t i, float gs, float *g) {
     const int64_t n = c->cols;
@@ -92,7 +86,10 @@ static double row_loss(const loss_ctx *c, int64_t i, float gs, float *g) {
             if (c->from_logits) {
                 float z = p[j];
                 L += (double)(z > 0.0f ? z : 0.0f) - (double)z * tt + log1p(exp(-fabs((double)z)));
-                if (g) g[j] = k * (sigmoid1(z) - tt);
+                if (g) { /* sigmoid(z) - t without cancelling when sigmoid(z) ~ t ~ 1 */
+                    float e = expf(-fabsf(z)), sm = e / (1.0f + e); /* sigmoid(-|z|) */
+                    g[j] = k * (z >= 0.0f ? (1.0f - tt) - sm : sm - tt);
+                }
             } else {
                 float pc = clipf(p[j]);
                 L -= (double)tt * log((double)pc) + (1.0 - (double)tt) * log1p(-(double)pc);
@@ -137,20 +134,21 @@ static double row_loss(const loss_ctx *c, int64_t i, float gs, float *g) {
         /* probabilities: renormalise, clip, log */
         double S = 0.0;
         for (j = 0; j < n; j++) S += p[j];
-        float Sf = (float)S, rS = 1.0f / Sf;
-        float Tu = 0.0f;
+        /* q, T and G in double: G + T cancels when t_k ~ q_k */
+        double Tu = 0.0, rS = 1.0 / S;
         for (j = 0; j < n; j++) {
             float tt = TT(j);
             if (tt == 0.0f) continue;
-            float q = p[j] / Sf;
-            L -= (double)tt * log((double)clipf(q));
+            double q = p[j] * rS;
+            L -= (double)tt * log(q < EPS_LO ? EPS_LO : (q > EPS_HI ? EPS_HI : q));
             if (q >= EPS_LO && q <= EPS_HI) Tu += tt;
         }
         if (g) {
             for (j = 0; j < n; j++) {
-                float tt = TT(j), q = p[j] / Sf;
-                float G = (tt != 0.0f && q >= EPS_LO && q <= EPS_HI) ? -tt / q : 0.0f;
-                g[j] = gs * (G + Tu) * rS;
+                float tt = TT(j);
+                double q = p[j] * rS;
+                double G = (tt != 0.0f && q >= EPS_LO && q <= EPS_HI) ? -(double)tt / q : 0.0;
+                g[j] = (float)((double)gs * (G + Tu) * rS);
             }
         }
 #undef TT

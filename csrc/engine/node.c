@@ -57,6 +57,7 @@ typedef struct {
     int fused;           /* activation done in the GEMM epilogue */
     int keep_z;          /* act backward needs the pre-activation */
     nnc_packed *pw, *pwt; /* W (in x out) and W^T (out x in) */
+    int pwt_stale;       /* W^T is packed lazily: the first layer never needs dx */
     float *z;            /* cap x out, only when keep_z */
     int64_t zcap;
 } dense_impl;
@@ -103,14 +104,18 @@ static int dense_backward(nnc_node *self, const float *x, float *dy, float *dx, 
     /* dW = x^T dz (TN, K = batch), dx = dz W^T (packed W^T). */
     st = nnc_sgemm(1, 0, d->in, d->out, batch, 1.f, x, d->in, dy, d->out, 0.f, gW, d->out, NULL, 0);
     if (st || !dx) return st;
+    if (d->pwt_stale) {
+        st = nnc_pack_b(d->pwt, self->params, d->out, 1);
+        if (st) return st;
+        d->pwt_stale = 0;
+    }
     return nnc_sgemm_packed(0, batch, d->in, d->out, 1.f, dy, d->out, d->pwt, 0.f, dx, d->in, NULL, 0);
 }
 
 static int dense_params_changed(nnc_node *self) {
     dense_impl *d = (dense_impl *)self->impl;
-    int st = nnc_pack_b(d->pw, self->params, d->out, 0);
-    if (st) return st;
-    return nnc_pack_b(d->pwt, self->params, d->out, 1);
+    d->pwt_stale = 1;
+    return nnc_pack_b(d->pw, self->params, d->out, 0);
 }
 
 static void dense_destroy(nnc_node *self) {

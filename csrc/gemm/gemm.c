@@ -24,13 +24,13 @@
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
-static const nnc_f32_gemm_config CFG_GENERIC = {NNC_ISA_GENERIC, 4, 16, 256,
+static const nnc_f32_gemm_config CFG_GENERIC = {NNC_ISA_GENERIC, 4, 16, 256, 1.0f,
                                                 nnc_f32_gemm_ukernel_4x16__generic};
 #if NNC_X86
-static const nnc_f32_gemm_config CFG_AVX2 = {NNC_ISA_AVX2, 6, 16, 256,
+static const nnc_f32_gemm_config CFG_AVX2 = {NNC_ISA_AVX2, 6, 16, 256, 0.6f,
                                              nnc_f32_gemm_ukernel_6x16__avx2};
 /* KC = 256: a 8 x 256 A slice (8 KiB) and a 256 x 32 B panel (32 KiB) fit Zen5's 48 KiB L1d. */
-static const nnc_f32_gemm_config CFG_AVX512 = {NNC_ISA_AVX512, 8, 32, 256,
+static const nnc_f32_gemm_config CFG_AVX512 = {NNC_ISA_AVX512, 8, 32, 256, 0.3f,
                                                nnc_f32_gemm_ukernel_8x32__avx512};
 #endif
 
@@ -187,7 +187,7 @@ static void gemm_drive(gemm_job *g, int pack, const float *B, int64_t ldb, int t
     const int64_t strips = (g->M + g->cfg->mr - 1) / g->cfg->mr;
     const int64_t panels = (g->N + g->cfg->nr - 1) / g->cfg->nr;
     const int nr = g->cfg->nr;
-    int nt = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * g->M * g->N * g->K,
+    int nt = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * g->M * g->N * g->K * g->cfg->par_scale,
                                                        NNC_MAX(strips, panels));
     if (nthreads > 0 && nnc_forked_child()) nt = 1;
     if (pack == 2) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, nr, panels - 1, panels, pk);

@@ -32,6 +32,9 @@ typedef void (*nnc_f32_gemm_ukernel_fn)(size_t mr, size_t nr, size_t kc, const f
 typedef struct {
     int isa;
     int mr, nr, kc;
+    /* Flops are scaled by this before nnc_threads_for: the process threshold is set for a
+     * ~100 GFLOP/s kernel, and a faster one needs more work before a region pays off. */
+    float par_scale;
     nnc_f32_gemm_ukernel_fn ukernel;
 } nnc_f32_gemm_config;
 

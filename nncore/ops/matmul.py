@@ -15,6 +15,7 @@ __all__ = ["matmul"]
 # leaky_relu uses Keras's default negative slope.
 _LEAKY_SLOPE = 0.2
 _ACTS = {None: 0, **K.GEMM_ACTIVATIONS}
+_fast = K.matmul_fast
 
 
 def _as_f32(x, name):
@@ -39,6 +40,11 @@ def matmul(a, b, transpose_a=False, transpose_b=False, bias=None, activation=Non
     applied inside the GEMM epilogue. out: optional C-contiguous float32 array of shape (M, N)
     that receives the result (returned). NaN/inf in the inputs propagate as in NumPy.
     """
+    if transpose_a.__class__ is bool and transpose_b.__class__ is bool:
+        # Common case (float32 C-contiguous operands) checked and run in one Cython call.
+        r = _fast(a, b, transpose_a, transpose_b, bias, activation, out, _LEAKY_SLOPE)
+        if r is not None:
+            return r
     a = _as_f32(a, "a")
     b = _as_f32(b, "b")
     if a.ndim != 2:

@@ -26,8 +26,9 @@ static void vtanh__generic(const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
 }
 
-/* Phi(x) = 0.5*erfc(-x/sqrt2): no cancellation for x << 0. */
-static inline float ncdf(float x) { return 0.5f * erfcf(-x * 0.70710678118654752f); }
+/* Phi(x) = 0.5*erfc(-x/sqrt2), in double: no cancellation for x << 0, and x/sqrt2 is not
+ * rounded to float (that would cost ~2z^2 ulps of relative accuracy in the tail). */
+static inline float ncdf(float x) { return (float)(0.5 * erfc(-(double)x * 0.70710678118654752)); }
 
 static void act_fwd__generic(int act, float alpha, const float *x, float *y, int64_t n) {
     int64_t i;
@@ -102,7 +103,7 @@ static void act_bwd__generic(int act, float alpha, const float *x, const float *
     case NNC_ACT_GELU:
         for (i = 0; i < n; i++) {
             float v = x[i];
-            float pdf = 0.39894228040143268f * expf(-0.5f * v * v);
+            float pdf = (float)(0.39894228040143268 * exp(-0.5 * (double)v * v));
             dx[i] = dy[i] * (ncdf(v) + v * pdf);
         }
         break;
@@ -146,13 +147,13 @@ static float row_max__generic(const float *x, int64_t n) {
 }
 
 static float exp_shift_sum__generic(const float *x, float shift, float *e, int64_t n) {
-    float s = 0.0f;
+    double s = 0.0; /* double: a long row's float sum would drift by ~n ulps */
     for (int64_t i = 0; i < n; i++) {
         float v = expf(x[i] - shift);
         if (e) e[i] = v;
         s += v;
     }
-    return s;
+    return (float)s;
 }
 
 static void softmax_row__generic(const float *x, float *y, int64_t n) {
@@ -163,9 +164,10 @@ static void softmax_row__generic(const float *x, float *y, int64_t n) {
 }
 
 static void softmax_bwd_row__generic(const float *y, const float *dy, float *dx, int64_t n) {
-    float d = 0.0f;
-    for (int64_t i = 0; i < n; i++) d += dy[i] * y[i];
-    for (int64_t i = 0; i < n; i++) dx[i] = y[i] * (dy[i] - d);
+    double d = 0.0;
+    for (int64_t i = 0; i < n; i++) d += (double)dy[i] * y[i];
+    float df = (float)d;
+    for (int64_t i = 0; i < n; i++) dx[i] = y[i] * (dy[i] - df);
 }
 
 void nnc_elem_fill__generic(nnc_elem_kernels *k) {

@@ -1,0 +1,121 @@
+/* AVX2+FMA single-vector math helpers (8 floats), static inline so fused kernels in other areas
+ * (RNN gates, GEMM epilogues) can call them from their own NNC_TARGET_AVX2 functions.
+ *
+ * exp: x = n*ln2 + r (two-constant Cody-Waite), e^r by a degree-5 polynomial on
+ * |r| <= ln2/2 and 2^n through the exponent bits (XNNPACK's rr2-p5 scheme); about 2 ulp.
+ * Inputs are clamped so nothing overflows: e^x is 0 below -87.34 (no denormals) and saturates
+ * at e^88.37 ~ 2.4e38. NaN propagates (clamps are written min(c, x), which returns x for NaN).
+ * sigmoid uses e^-|x|, tanh and expm1 use e^r - 1 = r*p(r) directly so small |x| does not
+ * cancel; gelu's normal CDF uses an erfc form accurate in relative terms in the negative tail. */
+#ifndef NNCORE_VMATH_AVX2_H
+#define NNCORE_VMATH_AVX2_H
+#include "../../common/internal.h"
+
+#if NNC_X86
+#include <immintrin.h>
+
+#define NNC_V8(c) _mm256_set1_ps(c)
+
+/* shared reduction: returns s = 2^n and t = r (x already clamped to [-87.34, 88.37]) */
+static inline NNC_TARGET_AVX2 __m256 nnc_exp_reduce_avx2(__m256 x, __m256 *s) {
+    __m256 n = _mm256_fmadd_ps(x, NNC_V8(1.44269504f), NNC_V8(12583039.0f)); /* 1.5*2^23 + 127 */
+    *s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(n), 23));
+    n = _mm256_sub_ps(n, NNC_V8(12583039.0f));
+    __m256 t = _mm256_fmadd_ps(n, NNC_V8(-0x1.62E43p-1f), x);
+    return _mm256_fmadd_ps(n, NNC_V8(0x1.05C61p-29f), t);
+}
+
+/* e^r = 1 + r*p(r) */
+static inline NNC_TARGET_AVX2 __m256 nnc_exp_poly_avx2(__m256 t) {
+    __m256 p = _mm256_fmadd_ps(NNC_V8(0x1.0F9F9Cp-7f), t, NNC_V8(0x1.573A1Ap-5f));
+    p = _mm256_fmadd_ps(p, t, NNC_V8(0x1.555A80p-3f));
+    p = _mm256_fmadd_ps(p, t, NNC_V8(0x1.FFFDC6p-2f));
+    return _mm256_fmadd_ps(p, t, NNC_V8(0x1.FFFFF6p-1f));
+}
+
+static inline NNC_TARGET_AVX2 __m256 nnc_exp_avx2(__m256 x) {
+    __m256 xc = _mm256_min_ps(NNC_V8(88.37f), x);
+    xc = _mm256_max_ps(NNC_V8(-87.33654f), xc);
+    __m256 s, t = nnc_exp_reduce_avx2(xc, &s);
+    __m256 p = nnc_exp_poly_avx2(t);
+    __m256 f = _mm256_fmadd_ps(_mm256_mul_ps(t, s), p, s);
+    return _mm256_andnot_ps(_mm256_cmp_ps(x, NNC_V8(-87.33654f), _CMP_LT_OQ), f);
+}
+
+/* e^x - 1, accurate near 0: (s - 1) + s*r*p(r); s - 1 is exact. */
+static inline NNC_TARGET_AVX2 __m256 nnc_expm1_avx2(__m256 x) {
+    __m256 xc = _mm256_min_ps(NNC_V8(88.37f), x);
+    xc = _mm256_max_ps(NNC_V8(-17.5f), xc); /* e^-17.5 < 2^-25: the result rounds to -1 */
+    __m256 s, t = nnc_exp_reduce_avx2(xc, &s);
+    __m256 p = nnc_exp_poly_avx2(t);
+    return _mm256_fmadd_ps(_mm256_mul_ps(t, s), p, _mm256_sub_ps(s, NNC_V8(1.0f)));
+}
+
+#define NNC_ABS8(x) _mm256_andnot_ps(NNC_V8(-0.0f), (x))
+
+static inline NNC_TARGET_AVX2 __m256 nnc_sigmoid_avx2(__m256 x) {
+    __m256 z = nnc_exp_avx2(_mm256_or_ps(x, NNC_V8(-0.0f))); /* e^-|x| */
+    __m256 r = _mm256_div_ps(NNC_V8(1.0f), _mm256_add_ps(NNC_V8(1.0f), z));
+    return _mm256_blendv_ps(r, _mm256_mul_ps(z, r), x); /* x < 0 (sign bit): z/(1+z) */
+}
+
+static inline NNC_TARGET_AVX2 __m256 nnc_tanh_avx2(__m256 x) {
+    __m256 a = NNC_ABS8(x);
+    __m256 e = nnc_expm1_avx2(_mm256_add_ps(a, a)); /* e^{2|x|} - 1 */
+    __m256 y = _mm256_div_ps(e, _mm256_add_ps(e, NNC_V8(2.0f)));
+    return _mm256_or_ps(y, _mm256_and_ps(x, NNC_V8(-0.0f)));
+}
+
+/* log1p(u) for u in [0, 1]: w = 1 + u = 2^k * m, log(m) by Cephes's logf polynomial,
+ * plus the rounding correction (u - (w - 1)) / w. */
+static inline NNC_TARGET_AVX2 __m256 nnc_log1p01_avx2(__m256 u) {
+    __m256 w = _mm256_add_ps(NNC_V8(1.0f), u);
+    __m256 c = _mm256_div_ps(_mm256_sub_ps(u, _mm256_sub_ps(w, NNC_V8(1.0f))), w);
+    __m256 big = _mm256_cmp_ps(w, NNC_V8(1.41421356f), _CMP_GT_OQ);
+    __m256 m = _mm256_blendv_ps(w, _mm256_mul_ps(w, NNC_V8(0.5f)), big);
+    __m256 k = _mm256_and_ps(big, NNC_V8(1.0f));
+    __m256 f = _mm256_sub_ps(m, NNC_V8(1.0f));
+    __m256 z = _mm256_mul_ps(f, f);
+    __m256 p = _mm256_fmadd_ps(NNC_V8(7.0376836292E-2f), f, NNC_V8(-1.1514610310E-1f));
+    p = _mm256_fmadd_ps(p, f, NNC_V8(1.1676998740E-1f));
+    p = _mm256_fmadd_ps(p, f, NNC_V8(-1.2420140846E-1f));
+    p = _mm256_fmadd_ps(p, f, NNC_V8(1.4249322787E-1f));
+    p = _mm256_fmadd_ps(p, f, NNC_V8(-1.6668057665E-1f));
+    p = _mm256_fmadd_ps(p, f, NNC_V8(2.0000714765E-1f));
+    p = _mm256_fmadd_ps(p, f, NNC_V8(-2.4999993993E-1f));
+    p = _mm256_fmadd_ps(p, f, NNC_V8(3.3333331174E-1f));
+    __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, f), z);
+    y = _mm256_fmadd_ps(NNC_V8(-0.5f), z, y);
+    y = _mm256_add_ps(f, y);
+    y = _mm256_fmadd_ps(k, NNC_V8(0.693147180559945f), y);
+    return _mm256_add_ps(y, c);
+}
+
+/* Normal CDF pieces for gelu: h = 0.5*erfc(|x|/sqrt2) (so Phi(x) = x<0 ? h : 1-h) and
+ * pdf = e^{-x^2/2}/sqrt(2pi). erfc by Numerical Recipes' erfcc (relative error < 1.2e-7), with
+ * x^2 split exactly (hi + lo by FMA) so e^{-x^2/2} keeps its relative accuracy for large |x|. */
+static inline NNC_TARGET_AVX2 __m256 nnc_ncdf_half_avx2(__m256 x, __m256 *pdf) {
+    __m256 a = _mm256_min_ps(NNC_V8(14.0f), NNC_ABS8(x));
+    __m256 hi = _mm256_mul_ps(a, a);
+    __m256 lo = _mm256_fmsub_ps(a, a, hi);
+    __m256 e1 = nnc_exp_avx2(_mm256_mul_ps(hi, NNC_V8(-0.5f)));
+    if (pdf)
+        *pdf = _mm256_mul_ps(_mm256_mul_ps(e1, NNC_V8(0.398942280401433f)),
+                             _mm256_fnmadd_ps(lo, NNC_V8(0.5f), NNC_V8(1.0f)));
+    __m256 z = _mm256_mul_ps(a, NNC_V8(0.707106781186548f));
+    __m256 t = _mm256_div_ps(NNC_V8(1.0f), _mm256_fmadd_ps(NNC_V8(0.5f), z, NNC_V8(1.0f)));
+    __m256 p = _mm256_fmadd_ps(NNC_V8(0.17087277f), t, NNC_V8(-0.82215223f));
+    p = _mm256_fmadd_ps(p, t, NNC_V8(1.48851587f));
+    p = _mm256_fmadd_ps(p, t, NNC_V8(-1.13520398f));
+    p = _mm256_fmadd_ps(p, t, NNC_V8(0.27886807f));
+    p = _mm256_fmadd_ps(p, t, NNC_V8(-0.18628806f));
+    p = _mm256_fmadd_ps(p, t, NNC_V8(0.09678418f));
+    p = _mm256_fmadd_ps(p, t, NNC_V8(0.37409196f));
+    p = _mm256_fmadd_ps(p, t, NNC_V8(1.00002368f));
+    p = _mm256_fmadd_ps(p, t, NNC_V8(-1.26551223f));
+    __m256 e2 = nnc_exp_avx2(_mm256_fnmadd_ps(lo, NNC_V8(0.5f), p));
+    return _mm256_mul_ps(_mm256_mul_ps(NNC_V8(0.5f), t), _mm256_mul_ps(e1, e2));
+}
+
+#endif /* NNC_X86 */
+#endif

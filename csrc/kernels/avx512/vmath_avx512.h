@@ -1,0 +1,122 @@
+/* AVX-512 single-vector math helpers (16 floats), static inline so fused kernels in other areas
+ * (RNN gates, GEMM epilogues) can call them from their own NNC_TARGET_AVX512 functions.
+ *
+ * exp: x = n*ln2 + r (two-constant Cody-Waite), e^r by a degree-5 polynomial on
+ * |r| <= ln2/2 and 2^n through the exponent bits (XNNPACK's rr2-p5 scheme); about 2 ulp.
+ * Inputs are clamped so nothing overflows: e^x is 0 below -87.34 (no denormals) and saturates
+ * at e^88.37 ~ 2.4e38. NaN propagates (clamps are written min(c, x), which returns x for NaN).
+ * sigmoid uses e^-|x|, tanh and expm1 use e^r - 1 = r*p(r) directly so small |x| does not
+ * cancel; gelu's normal CDF uses an erfc form accurate in relative terms in the negative tail. */
+#ifndef NNCORE_VMATH_AVX512_H
+#define NNCORE_VMATH_AVX512_H
+#include "../../common/internal.h"
+
+#if NNC_X86
+#include <immintrin.h>
+
+#define NNC_V16(c) _mm512_set1_ps(c)
+
+/* shared reduction: returns s = 2^n and t = r (x already clamped to [-87.34, 88.37]) */
+static inline NNC_TARGET_AVX512 __m512 nnc_exp_reduce_avx512(__m512 x, __m512 *s) {
+    __m512 n = _mm512_fmadd_ps(x, NNC_V16(1.44269504f), NNC_V16(12583039.0f)); /* 1.5*2^23 + 127 */
+    *s = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(n), 23));
+    n = _mm512_sub_ps(n, NNC_V16(12583039.0f));
+    __m512 t = _mm512_fmadd_ps(n, NNC_V16(-0x1.62E43p-1f), x);
+    return _mm512_fmadd_ps(n, NNC_V16(0x1.05C61p-29f), t);
+}
+
+/* e^r = 1 + r*p(r) */
+static inline NNC_TARGET_AVX512 __m512 nnc_exp_poly_avx512(__m512 t) {
+    __m512 p = _mm512_fmadd_ps(NNC_V16(0x1.0F9F9Cp-7f), t, NNC_V16(0x1.573A1Ap-5f));
+    p = _mm512_fmadd_ps(p, t, NNC_V16(0x1.555A80p-3f));
+    p = _mm512_fmadd_ps(p, t, NNC_V16(0x1.FFFDC6p-2f));
+    return _mm512_fmadd_ps(p, t, NNC_V16(0x1.FFFFF6p-1f));
+}
+
+static inline NNC_TARGET_AVX512 __m512 nnc_exp_avx512(__m512 x) {
+    __m512 xc = _mm512_min_ps(NNC_V16(88.37f), x);
+    xc = _mm512_max_ps(NNC_V16(-87.33654f), xc);
+    __m512 s, t = nnc_exp_reduce_avx512(xc, &s);
+    __m512 p = nnc_exp_poly_avx512(t);
+    __m512 f = _mm512_fmadd_ps(_mm512_mul_ps(t, s), p, s);
+    return _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(x, NNC_V16(-87.33654f), _CMP_LT_OQ), f);
+}
+
+/* e^x - 1, accurate near 0: (s - 1) + s*r*p(r); s - 1 is exact. */
+static inline NNC_TARGET_AVX512 __m512 nnc_expm1_avx512(__m512 x) {
+    __m512 xc = _mm512_min_ps(NNC_V16(88.37f), x);
+    xc = _mm512_max_ps(NNC_V16(-17.5f), xc); /* e^-17.5 < 2^-25: the result rounds to -1 */
+    __m512 s, t = nnc_exp_reduce_avx512(xc, &s);
+    __m512 p = nnc_exp_poly_avx512(t);
+    return _mm512_fmadd_ps(_mm512_mul_ps(t, s), p, _mm512_sub_ps(s, NNC_V16(1.0f)));
+}
+
+#define NNC_ABS16(x) _mm512_andnot_ps(NNC_V16(-0.0f), (x))
+
+static inline NNC_TARGET_AVX512 __m512 nnc_sigmoid_avx512(__m512 x) {
+    __m512 z = nnc_exp_avx512(_mm512_or_ps(x, NNC_V16(-0.0f))); /* e^-|x| */
+    __m512 r = _mm512_div_ps(NNC_V16(1.0f), _mm512_add_ps(NNC_V16(1.0f), z));
+    __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(x)); /* sign bit */
+    return _mm512_mask_blend_ps(neg, r, _mm512_mul_ps(z, r)); /* x < 0: z/(1+z) */
+}
+
+static inline NNC_TARGET_AVX512 __m512 nnc_tanh_avx512(__m512 x) {
+    __m512 a = NNC_ABS16(x);
+    __m512 e = nnc_expm1_avx512(_mm512_add_ps(a, a)); /* e^{2|x|} - 1 */
+    __m512 y = _mm512_div_ps(e, _mm512_add_ps(e, NNC_V16(2.0f)));
+    return _mm512_or_ps(y, _mm512_and_ps(x, NNC_V16(-0.0f)));
+}
+
+/* log1p(u) for u in [0, 1]: w = 1 + u = 2^k * m, log(m) by Cephes's logf polynomial,
+ * plus the rounding correction (u - (w - 1)) / w. */
+static inline NNC_TARGET_AVX512 __m512 nnc_log1p01_avx512(__m512 u) {
+    __m512 w = _mm512_add_ps(NNC_V16(1.0f), u);
+    __m512 c = _mm512_div_ps(_mm512_sub_ps(u, _mm512_sub_ps(w, NNC_V16(1.0f))), w);
+    __mmask16 big = _mm512_cmp_ps_mask(w, NNC_V16(1.41421356f), _CMP_GT_OQ);
+    __m512 m = _mm512_mask_blend_ps(big, w, _mm512_mul_ps(w, NNC_V16(0.5f)));
+    __m512 k = _mm512_maskz_mov_ps(big, NNC_V16(1.0f));
+    __m512 f = _mm512_sub_ps(m, NNC_V16(1.0f));
+    __m512 z = _mm512_mul_ps(f, f);
+    __m512 p = _mm512_fmadd_ps(NNC_V16(7.0376836292E-2f), f, NNC_V16(-1.1514610310E-1f));
+    p = _mm512_fmadd_ps(p, f, NNC_V16(1.1676998740E-1f));
+    p = _mm512_fmadd_ps(p, f, NNC_V16(-1.2420140846E-1f));
+    p = _mm512_fmadd_ps(p, f, NNC_V16(1.4249322787E-1f));
+    p = _mm512_fmadd_ps(p, f, NNC_V16(-1.6668057665E-1f));
+    p = _mm512_fmadd_ps(p, f, NNC_V16(2.0000714765E-1f));
+    p = _mm512_fmadd_ps(p, f, NNC_V16(-2.4999993993E-1f));
+    p = _mm512_fmadd_ps(p, f, NNC_V16(3.3333331174E-1f));
+    __m512 y = _mm512_mul_ps(_mm512_mul_ps(p, f), z);
+    y = _mm512_fmadd_ps(NNC_V16(-0.5f), z, y);
+    y = _mm512_add_ps(f, y);
+    y = _mm512_fmadd_ps(k, NNC_V16(0.693147180559945f), y);
+    return _mm512_add_ps(y, c);
+}
+
+/* Normal CDF pieces for gelu: h = 0.5*erfc(|x|/sqrt2) (so Phi(x) = x<0 ? h : 1-h) and
+ * pdf = e^{-x^2/2}/sqrt(2pi). erfc by Numerical Recipes' erfcc (relative error < 1.2e-7), with
+ * x^2 split exactly (hi + lo by FMA) so e^{-x^2/2} keeps its relative accuracy for large |x|. */
+static inline NNC_TARGET_AVX512 __m512 nnc_ncdf_half_avx512(__m512 x, __m512 *pdf) {
+    __m512 a = _mm512_min_ps(NNC_V16(14.0f), NNC_ABS16(x));
+    __m512 hi = _mm512_mul_ps(a, a);
+    __m512 lo = _mm512_fmsub_ps(a, a, hi);
+    __m512 e1 = nnc_exp_avx512(_mm512_mul_ps(hi, NNC_V16(-0.5f)));
+    if (pdf)
+        *pdf = _mm512_mul_ps(_mm512_mul_ps(e1, NNC_V16(0.398942280401433f)),
+                             _mm512_fnmadd_ps(lo, NNC_V16(0.5f), NNC_V16(1.0f)));
+    __m512 z = _mm512_mul_ps(a, NNC_V16(0.707106781186548f));
+    __m512 t = _mm512_div_ps(NNC_V16(1.0f), _mm512_fmadd_ps(NNC_V16(0.5f), z, NNC_V16(1.0f)));
+    __m512 p = _mm512_fmadd_ps(NNC_V16(0.17087277f), t, NNC_V16(-0.82215223f));
+    p = _mm512_fmadd_ps(p, t, NNC_V16(1.48851587f));
+    p = _mm512_fmadd_ps(p, t, NNC_V16(-1.13520398f));
+    p = _mm512_fmadd_ps(p, t, NNC_V16(0.27886807f));
+    p = _mm512_fmadd_ps(p, t, NNC_V16(-0.18628806f));
+    p = _mm512_fmadd_ps(p, t, NNC_V16(0.09678418f));
+    p = _mm512_fmadd_ps(p, t, NNC_V16(0.37409196f));
+    p = _mm512_fmadd_ps(p, t, NNC_V16(1.00002368f));
+    p = _mm512_fmadd_ps(p, t, NNC_V16(-1.26551223f));
+    __m512 e2 = nnc_exp_avx512(_mm512_fnmadd_ps(lo, NNC_V16(0.5f), p));
+    return _mm512_mul_ps(_mm512_mul_ps(NNC_V16(0.5f), t), _mm512_mul_ps(e1, e2));
+}
+
+#endif /* NNC_X86 */
+#endif
