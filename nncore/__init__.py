@@ -1,8 +1,20 @@
-"""nncore: a fast CPU neural-network engine with the Keras API."""
+"""nncore: a fast CPU neural-network engine with the Keras API.
+
+    import nncore as nn
+    model = nn.Sequential([nn.layers.Dense(64, activation="relu", input_shape=(30,)),
+                           nn.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=10, batch_size=32, validation_data=(xv, yv))
+"""
 __version__ = "0.1.0"
 
 from . import _kernels  # noqa: F401  (initialises ISA dispatch)
 from ._config import config, get_num_threads, set_num_threads, show_config, threads
-from . import ops
+from . import activations, callbacks, initializers, layers, losses, metrics, ops, optimizers, utils
+from . import models
+from .layers import Input
+from .models import Sequential
 
-__all__ = ["config", "get_num_threads", "set_num_threads", "show_config", "threads", "ops"]
+__all__ = ["Sequential", "Input", "layers", "models", "ops", "activations", "losses", "optimizers",
+           "metrics", "callbacks", "initializers", "utils", "config", "show_config",
+           "get_num_threads", "set_num_threads", "threads"]

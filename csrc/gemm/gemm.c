@@ -1,59 +1,302 @@
-/* PLACEHOLDER reference GEMM (correct, slow) so the rest of the engine links; replaced by the
- * packed/micro-kernel implementation. */
-#include "../common/internal.h"
+/* GEMM loop nest, partitioning and epilogue plumbing (portable C, no intrinsics; the
+ * micro-kernels live in csrc/kernels/<isa>/). DESIGN.md section 2.
+ *
+ * Data movement: B is packed into NR-wide panels ([panel][k][NR], see pack.c) and A is streamed
+ * unpacked through (rs_a, cs_a), so TN needs no copy. For NN with few row strips B is used in
+ * place (rs_b = ldb), only its ragged last panel being packed: packing would cost more than it
+ * saves when each panel is reused by few strips (the small-batch layer shapes).
+ *
+ * Loop nest: jc (NC panels, so a KC x NC block of packed B stays in the 1-2 MiB L2) -> pc (KC)
+ * -> row strip (the MR x KC slice of A stays in L1) -> panel -> micro-kernel. The first KC block
+ * applies beta (beta == 0 never reads C), later ones accumulate, the last applies bias and act.
+ *
+ * Threads split row strips (each thread owns its A rows and C strip, all share packed B) or
+ * column panels (small M), never K: every C element sums its k terms in the same order
+ * whatever the thread count, so 1 and 2 threads give bitwise equal results. With one thread
+ * no OpenMP construct is entered. */
+#include "gemm_pack.h"
 
-#include <math.h>
+#include <stdatomic.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-struct nnc_packed {
-    int64_t K, N;
-    float *data; /* K x N row-major copy of op(B) */
-};
+/* ---- dispatch ------------------------------------------------------------------------------ */
 
-void nnc_gemm_dispatch_init(int isa) { (void)isa; }
+static const nnc_f32_gemm_config CFG_GENERIC = {NNC_ISA_GENERIC, 4, 16, 256,
+                                                nnc_f32_gemm_ukernel_4x16__generic};
+#if NNC_X86
+static const nnc_f32_gemm_config CFG_AVX2 = {NNC_ISA_AVX2, 6, 16, 256,
+                                             nnc_f32_gemm_ukernel_6x16__avx2};
+/* KC = 256: a 8 x 256 A slice (8 KiB) and a 256 x 32 B panel (32 KiB) fit Zen5's 48 KiB L1d. */
+static const nnc_f32_gemm_config CFG_AVX512 = {NNC_ISA_AVX512, 8, 32, 256,
+                                               nnc_f32_gemm_ukernel_8x32__avx512};
+#endif
 
-void nnc_gemm_blocking(int *mr, int *nr, int *kc) {
-    *mr = 1;
-    *nr = 1;
-    *kc = 0;
+#define NNC_GEMM_MAX_NR 32
+/* Target size of one KC x NC block of packed B (half of a 1 MiB L2). */
+#define NNC_GEMM_L2_BLOCK (512 * 1024)
+
+static const nnc_f32_gemm_config *volatile g_cfg = &CFG_GENERIC;
+
+const nnc_f32_gemm_config *nnc_f32_gemm_config_for(int isa) {
+#if NNC_X86
+    if (isa == NNC_ISA_AVX512) return &CFG_AVX512;
+    if (isa == NNC_ISA_AVX2) return &CFG_AVX2;
+#endif
+    (void)isa;
+    return &CFG_GENERIC;
 }
 
-static float apply_ep(float v, const nnc_epilogue *ep, int64_t j) {
-    if (!ep) return v;
-    if (ep->bias) v += ep->bias[j];
-    switch (ep->act) {
+void nnc_gemm_dispatch_init(int isa) { g_cfg = nnc_f32_gemm_config_for(isa); }
+
+void nnc_gemm_blocking(int *mr, int *nr, int *kc) {
+    const nnc_f32_gemm_config *cfg = g_cfg;
+    *mr = cfg->mr;
+    *nr = cfg->nr;
+    *kc = cfg->kc;
+}
+
+/* ---- scratch for packing B in nnc_sgemm ---------------------------------------------------- */
+
+/* One grow-only process buffer, taken with a try-lock; a caller that finds it busy (another
+ * Python thread inside nncore) gets a private allocation for that call instead. */
+static float *g_scratch = NULL;
+static size_t g_scratch_cap = 0; /* floats */
+static atomic_flag g_scratch_lock = ATOMIC_FLAG_INIT;
+
+static float *scratch_take(size_t n, int *shared) {
+    if (!atomic_flag_test_and_set_explicit(&g_scratch_lock, memory_order_acquire)) {
+        if (g_scratch_cap < n) {
+            size_t cap = (n + 16383) & ~(size_t)16383;
+            nnc_free(g_scratch);
+            g_scratch = (float *)nnc_malloc(cap * sizeof(float));
+            g_scratch_cap = g_scratch ? cap : 0;
+            if (!g_scratch) {
+                atomic_flag_clear_explicit(&g_scratch_lock, memory_order_release);
+                return NULL;
+            }
+        }
+        *shared = 1;
+        return g_scratch;
+    }
+    *shared = 0;
+    return (float *)nnc_malloc(n * sizeof(float));
+}
+
+static void scratch_give(float *p, int shared) {
+    if (shared) atomic_flag_clear_explicit(&g_scratch_lock, memory_order_release);
+    else nnc_free(p);
+}
+
+/* ---- the loop nest ------------------------------------------------------------------------- */
+
+typedef struct {
+    const nnc_f32_gemm_config *cfg;
+    int64_t M, N, K;
+    const float *A;
+    ptrdiff_t rs_a, cs_a;
+    const float *B;         /* panel jp at B + jp * panel_stride, its row k at + k * rs_b */
+    ptrdiff_t panel_stride, rs_b;
+    const float *edge;      /* NULL, or the last panel packed [k][nr] (B used in place) */
+    float *C;
+    ptrdiff_t ldc;
+    float alpha, beta;
+    const float *bias;
+    int act;
+    float slope;
+} gemm_job;
+
+/* Row strips [s0, s1) x column panels [p0, p1). */
+static void gemm_run(const gemm_job *g, int64_t s0, int64_t s1, int64_t p0, int64_t p1) {
+    const nnc_f32_gemm_config *cfg = g->cfg;
+    const int64_t mr = cfg->mr, nr = cfg->nr, KC = cfg->kc;
+    const int64_t M = g->M, N = g->N, K = g->K;
+    const int64_t last_panel = (N + nr - 1) / nr - 1;
+    const int64_t nc = NNC_MAX(1, NNC_GEMM_L2_BLOCK / (KC * nr * (int64_t)sizeof(float)));
+    const nnc_f32_gemm_ukernel_fn uk = cfg->ukernel;
+    for (int64_t jc = p0; jc < p1; jc += nc) {
+        const int64_t jend = NNC_MIN(p1, jc + nc);
+        for (int64_t pc = 0; pc < K; pc += KC) {
+            const int64_t kc = NNC_MIN(KC, K - pc);
+            const int last = pc + kc == K;
+            nnc_f32_gemm_params prm = {g->alpha, pc == 0 ? g->beta : 1.f, NULL,
+                                       last ? g->act : NNC_ACT_LINEAR, g->slope};
+            for (int64_t s = s0; s < s1; s++) {
+                const int64_t i = s * mr;
+                const size_t m = (size_t)NNC_MIN(mr, M - i);
+                const float *a = g->A + i * g->rs_a + pc * g->cs_a;
+                float *c = g->C + i * g->ldc;
+                for (int64_t jp = jc; jp < jend; jp++) {
+                    const int64_t j = jp * nr;
+                    const float *b;
+                    ptrdiff_t rs_b;
+                    if (g->edge && jp == last_panel) {
+                        b = g->edge + pc * nr;
+                        rs_b = nr;
+                    } else {
+                        b = g->B + jp * g->panel_stride + pc * g->rs_b;
+                        rs_b = g->rs_b;
+                    }
+                    prm.bias = (last && g->bias) ? g->bias + j : NULL;
+                    uk(m, (size_t)NNC_MIN(nr, N - j), (size_t)kc, a, g->rs_a, g->cs_a, b, rs_b,
+                       c + j, g->ldc, &prm);
+                }
+            }
+        }
+    }
+}
+
+static int act_ok(int act) {
+    return act == NNC_ACT_LINEAR || act == NNC_ACT_RELU || act == NNC_ACT_LEAKY_RELU ||
+           act == NNC_ACT_RELU6;
+}
+
+static float act1(float v, int act, float slope) {
+    switch (act) {
     case NNC_ACT_RELU: return v > 0.f ? v : 0.f;
-    case NNC_ACT_LEAKY_RELU: return v > 0.f ? v : v * ep->alpha;
+    case NNC_ACT_LEAKY_RELU: return v > 0.f ? v : v * slope;
     case NNC_ACT_RELU6: return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
     default: return v;
     }
 }
 
+/* K == 0 or alpha == 0: C = act(beta * C + bias), A and B not read (BLAS convention). */
+static void scale_only(int64_t M, int64_t N, float beta, float *C, int64_t ldc,
+                       const float *bias, int act, float slope) {
+    for (int64_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        for (int64_t j = 0; j < N; j++) {
+            float v = beta != 0.f ? beta * c[j] : 0.f;
+            if (bias) v += bias[j];
+            c[j] = act1(v, act, slope);
+        }
+    }
+}
+
+/* How to spread strips x panels over nt threads: 1 = split strips, 0 = split panels. */
+static int split_rows(int64_t strips, int64_t panels, int nt) {
+    return strips >= 4 * (int64_t)nt || strips >= panels;
+}
+
+/* pack: 0 = B already in panels, 1 = pack all panels of op(B) into pk, 2 = pack only the
+ * last panel into g->edge (B used in place). */
+static void gemm_drive(gemm_job *g, int pack, const float *B, int64_t ldb, int transB, float *pk,
+                       int nthreads) {
+    const int64_t strips = (g->M + g->cfg->mr - 1) / g->cfg->mr;
+    const int64_t panels = (g->N + g->cfg->nr - 1) / g->cfg->nr;
+    const int nr = g->cfg->nr;
+    int nt = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * g->M * g->N * g->K,
+                                                       NNC_MAX(strips, panels));
+    if (nthreads > 0 && nnc_forked_child()) nt = 1;
+    if (pack == 2) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, nr, panels - 1, panels, pk);
+    if (nt <= 1) {
+        if (pack == 1) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, nr, 0, panels, pk);
+        gemm_run(g, 0, strips, 0, panels);
+        return;
+    }
+    const int by_rows = split_rows(strips, panels, nt);
+    if (nt > (by_rows ? strips : panels)) nt = (int)(by_rows ? strips : panels);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+    {
+        const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+        if (by_rows) {
+            if (pack == 1) {
+                const int64_t q0 = t * panels / T, q1 = (t + 1) * panels / T;
+                nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, nr, q0, q1, pk + q0 * g->K * nr);
+#pragma omp barrier
+            }
+            gemm_run(g, t * strips / T, (t + 1) * strips / T, 0, panels);
+        } else {
+            const int64_t q0 = t * panels / T, q1 = (t + 1) * panels / T;
+            if (pack == 1) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, nr, q0, q1, pk + q0 * g->K * nr);
+            gemm_run(g, 0, strips, q0, q1);
+        }
+    }
+#else
+    (void)by_rows;
+    if (pack == 1) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, nr, 0, panels, pk);
+    gemm_run(g, 0, strips, 0, panels);
+#endif
+}
+
+/* ---- public entry points ------------------------------------------------------------------- */
+
 int nnc_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
               int64_t ldc, const nnc_epilogue *ep, int nthreads) {
-    (void)nthreads;
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) {
-            float s = 0.f;
-            for (int64_t k = 0; k < K; k++) {
-                float a = transA ? A[k * lda + i] : A[i * lda + k];
-                float b = transB ? B[j * ldb + k] : B[k * ldb + j];
-                s += a * b;
-            }
-            float v = alpha * s;
-            if (beta != 0.f) v += beta * C[i * ldc + j];
-            C[i * ldc + j] = apply_ep(v, ep, j);
-        }
-    return 0;
+    if (M < 0 || N < 0 || K < 0) return NNC_E_ARG;
+    const float *bias = ep ? ep->bias : NULL;
+    const int act = ep ? ep->act : NNC_ACT_LINEAR;
+    const float slope = ep ? ep->alpha : 0.f;
+    if (!act_ok(act)) return NNC_E_ARG;
+    if (M == 0 || N == 0) return NNC_OK;
+    if (K == 0 || alpha == 0.f) {
+        scale_only(M, N, beta, C, ldc, bias, act, slope);
+        return NNC_OK;
+    }
+    gemm_job g;
+    g.cfg = g_cfg;
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    g.A = A;
+    g.rs_a = transA ? 1 : lda;
+    g.cs_a = transA ? lda : 1;
+    g.C = C;
+    g.ldc = ldc;
+    g.alpha = alpha;
+    g.beta = beta;
+    g.bias = bias;
+    g.act = act;
+    g.slope = slope;
+    const int64_t nr = g.cfg->nr;
+    const int64_t strips = (M + g.cfg->mr - 1) / g.cfg->mr;
+    const int64_t panels = (N + nr - 1) / nr;
+    /* B in place when each panel feeds few strips (packing would not pay for itself). */
+    const int direct = !transB && (strips <= 4 || K * N <= 16384);
+    int shared = 0;
+    float *pk;
+    if (direct) {
+        const int ragged = N % nr != 0;
+        pk = ragged ? scratch_take((size_t)(K * nr), &shared) : NULL;
+        if (ragged && !pk) return NNC_E_NOMEM;
+        g.B = B;
+        g.panel_stride = nr;
+        g.rs_b = ldb;
+        g.edge = pk;
+        gemm_drive(&g, ragged ? 2 : 0, B, ldb, 0, pk, nthreads); /* packs the edge into pk */
+        if (pk) scratch_give(pk, shared);
+        return NNC_OK;
+    }
+    pk = scratch_take((size_t)(panels * K * nr), &shared);
+    if (!pk) return NNC_E_NOMEM;
+    g.B = pk;
+    g.panel_stride = K * nr;
+    g.rs_b = nr;
+    g.edge = NULL;
+    gemm_drive(&g, 1, B, ldb, transB, pk, nthreads);
+    scratch_give(pk, shared);
+    return NNC_OK;
 }
 
+struct nnc_packed {
+    int64_t K, N;
+    const nnc_f32_gemm_config *cfg; /* kernel and NR the data was packed for (NULL: not yet) */
+    float *data;                    /* [panel][k][nr], room for the widest NR of any ISA */
+};
+
 nnc_packed *nnc_packed_new(int64_t K, int64_t N) {
+    if (K < 0 || N < 0) return NULL;
     nnc_packed *p = (nnc_packed *)nnc_malloc(sizeof(nnc_packed));
     if (!p) return NULL;
     p->K = K;
     p->N = N;
-    p->data = (float *)nnc_malloc((size_t)(K * N > 0 ? K * N : 1) * sizeof(float));
+    p->cfg = NULL;
+    const int64_t npad = (N + NNC_GEMM_MAX_NR - 1) / NNC_GEMM_MAX_NR * NNC_GEMM_MAX_NR;
+    p->data = (float *)nnc_malloc((size_t)NNC_MAX(K * npad, 1) * sizeof(float));
     if (!p->data) {
         nnc_free(p);
         return NULL;
@@ -68,26 +311,75 @@ void nnc_packed_free(nnc_packed *p) {
 }
 
 int nnc_pack_b(nnc_packed *p, const float *B, int64_t ldb, int transB) {
-    for (int64_t k = 0; k < p->K; k++)
-        for (int64_t j = 0; j < p->N; j++) p->data[k * p->N + j] = transB ? B[j * ldb + k] : B[k * ldb + j];
-    return 0;
+    if (!p) return NNC_E_ARG;
+    const nnc_f32_gemm_config *cfg = g_cfg;
+    const int64_t panels = (p->N + cfg->nr - 1) / cfg->nr;
+    if (p->K > 0) nnc_f32_pack_b_panels(p->K, p->N, B, ldb, transB, cfg->nr, 0, panels, p->data);
+    p->cfg = cfg;
+    return NNC_OK;
 }
 
 int nnc_sgemm_packed(int transA, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                      int64_t lda, const nnc_packed *Bp, float beta, float *C, int64_t ldc,
                      const nnc_epilogue *ep, int nthreads) {
-    return nnc_sgemm(transA, 0, M, N, K, alpha, A, lda, Bp->data, Bp->N, beta, C, ldc, ep, nthreads);
+    if (!Bp || !Bp->cfg || M < 0 || N != Bp->N || K != Bp->K) return NNC_E_ARG;
+    const float *bias = ep ? ep->bias : NULL;
+    const int act = ep ? ep->act : NNC_ACT_LINEAR;
+    const float slope = ep ? ep->alpha : 0.f;
+    if (!act_ok(act)) return NNC_E_ARG;
+    if (M == 0 || N == 0) return NNC_OK;
+    if (K == 0 || alpha == 0.f) {
+        scale_only(M, N, beta, C, ldc, bias, act, slope);
+        return NNC_OK;
+    }
+    gemm_job g;
+    g.cfg = Bp->cfg; /* the kernel matching the packing, whatever the ISA in use now */
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    g.A = A;
+    g.rs_a = transA ? 1 : lda;
+    g.cs_a = transA ? lda : 1;
+    g.B = Bp->data;
+    g.panel_stride = K * g.cfg->nr;
+    g.rs_b = g.cfg->nr;
+    g.edge = NULL;
+    g.C = C;
+    g.ldc = ldc;
+    g.alpha = alpha;
+    g.beta = beta;
+    g.bias = bias;
+    g.act = act;
+    g.slope = slope;
+    gemm_drive(&g, 0, NULL, 0, 0, NULL, nthreads);
+    return NNC_OK;
 }
+
+/* ---- double precision: plain loops (tests and float64 references) ------------------------- */
 
 int nnc_dgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, double alpha,
               const double *A, int64_t lda, const double *B, int64_t ldb, double beta, double *C,
               int64_t ldc) {
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) {
-            double s = 0.0;
-            for (int64_t k = 0; k < K; k++)
-                s += (transA ? A[k * lda + i] : A[i * lda + k]) * (transB ? B[j * ldb + k] : B[k * ldb + j]);
-            C[i * ldc + j] = alpha * s + (beta != 0.0 ? beta * C[i * ldc + j] : 0.0);
+    if (M < 0 || N < 0 || K < 0) return NNC_E_ARG;
+    for (int64_t i = 0; i < M; i++) {
+        double *c = C + i * ldc;
+        for (int64_t j = 0; j < N; j++) c[j] = beta != 0.0 ? beta * c[j] : 0.0;
+        if (alpha == 0.0) continue;
+        if (!transB) {
+            /* i-k-j order: the j loop is a contiguous axpy the compiler vectorises. */
+            for (int64_t k = 0; k < K; k++) {
+                const double a = alpha * (transA ? A[k * lda + i] : A[i * lda + k]);
+                const double *b = B + k * ldb;
+                for (int64_t j = 0; j < N; j++) c[j] += a * b[j];
+            }
+        } else {
+            for (int64_t j = 0; j < N; j++) {
+                const double *b = B + j * ldb;
+                double s = 0.0;
+                for (int64_t k = 0; k < K; k++) s += (transA ? A[k * lda + i] : A[i * lda + k]) * b[k];
+                c[j] += alpha * s;
+            }
         }
-    return 0;
+    }
+    return NNC_OK;
 }

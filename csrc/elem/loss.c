@@ -1,0 +1,201 @@
+/* Losses with Keras 3 semantics, value and gradient in one pass per row.
+ *
+ * Layout: pred/target [rows x cols] row-major contiguous (sparse: int32 labels [rows]).
+ * Threads split chunks of NNC_REDUCE_CHUNK rows; each chunk sums w_i*loss_i in double in row
+ * order and the chunk sums are folded in chunk order, so the total does not depend on threads.
+ * Per-row loss terms are accumulated in double.
+ *
+ * Clipping (probability forms) follows Keras/TF: p is clipped to [1e-7, 1-1e-7]; the gradient
+ * is passed where lo <= p <= hi and is zero where p was clipped, as tf.clip_by_value's gradient.
+ * categorical (and sparse, which is categorical on one-hot labels, as Keras's numpy/jax backends
+ * compute it) first renormalise p by its row sum S: q = p/S, loss = -sum t_j log(clip(q_j)),
+ * d loss/d p_k = (G_k + T)/S with G_k = -t_k/q_k (0 where clipped), T = sum of t over the
+ * unclipped entries. The from_logits forms are the exact, fused ones (log-softmax, and
+ * max(z,0) - z*t + log1p(e^-|z|) for binary). */
+#include <math.h>
+#include <string.h>
+
+#include "vmath.h"
+
+#define EPS_LO 1e-7f
+#define EPS_HI ((float)(1.0 - 1e-7))
+
+typedef struct {
+    int loss, from_logits;
+    float param;
+    const float *pred;
+    const void *target;
+    const float *w;
+    int64_t rows, cols;
+    float scale;
+    float *grad;
+    double *part; /* per-chunk sums of the current group */
+    int64_t c0;
+} loss_ctx;
+
+static inline float clipf(float p) { return p < EPS_LO ? EPS_LO : (p > EPS_HI ? EPS_HI : p); }
+
+static inline float sigmoid1(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+/* Loss of row i (unweighted); writes gs * d loss_i / d pred_i into g when g != NULL. */
+static double row_loss(const loss_ctx *c, int64_t i, float gs, float *g) {
+    const int64_t n = c->cols;
+    const float *p = c->pred + i * n;
+    const float inv_n = 1.0f / (float)n;
+    double L = 0.0;
+    int64_t j;
+    switch (c->loss) {
+    case NNC_LOSS_MSE: {
+        const float *t = (const float *)c->target + i * n;
+        float k = 2.0f * gs * inv_n;
+        for (j = 0; j < n; j++) {
+            float e = p[j] - t[j];
+            L += (double)e * e;
+            if (g) g[j] = k * e;
+        }
+        return L / n;
+    }
+    case NNC_LOSS_MAE: {
+        const float *t = (const float *)c->target + i * n;
+        float k = gs * inv_n;
+        for (j = 0; j < n; j++) {
+            float e = p[j] - t[j];
+            L += fabs((double)e);
+            if (g) g[j] = e > 0.0f ? k : (e < 0.0f ? -k : 0.0f);
+        }
+        return L / n;
+    }
+    case NNC_LOSS_HUBER: {
+        const float *t = (const float *)c->target + i * n;
+        float d = c->param, k = gs * inv_n;
+        for (j = 0; j < n; j++) {
+            float e = p[j] - t[j], a = fabsf(e);
+            if (a <= d) {
+                L += 0.5 * (double)e * e;
+                if (g) g[j] = k * e;
+            } else {
+                L += (double)d * a - 0.5 * (double)d * d;
+                if (g) g[j] = e > 0.0f ? k * d : -k * d;
+            }
+        }
+        return L / n;
+    }
+    case NNC_LOSS_BINARY_CE: {
+        const float *t = (const float *)c->target + i * n;
+        float ls = c->param, k = gs * inv_n;
+        for (j = 0; j < n; j++) {
+            float tt = ls != 0.0f ? t[j] * (1.0f - ls) + 0.5f * ls : t[j];
+            if (c->from_logits) {
+                float z = p[j];
+                L += (double)(z > 0.0f ? z : 0.0f) - (double)z * tt + log1p(exp(-fabs((double)z)));
+                if (g) g[j] = k * (sigmoid1(z) - tt);
+            } else {
+                float pc = clipf(p[j]);
+                L -= (double)tt * log((double)pc) + (1.0 - (double)tt) * log1p(-(double)pc);
+                if (g) g[j] = (p[j] >= EPS_LO && p[j] <= EPS_HI)
+                                  ? k * (-tt / pc + (1.0f - tt) / (1.0f - pc)) : 0.0f;
+            }
+        }
+        return L / n;
+    }
+    case NNC_LOSS_CATEGORICAL_CE:
+    case NNC_LOSS_SPARSE_CATEGORICAL_CE: {
+        int sparse = c->loss == NNC_LOSS_SPARSE_CATEGORICAL_CE;
+        const float *t = sparse ? NULL : (const float *)c->target + i * n;
+        int32_t y = sparse ? ((const int32_t *)c->target)[i] : 0;
+        float ls = sparse ? 0.0f : c->param, lsn = ls * inv_n;
+#define TT(j) (sparse ? ((j) == y ? 1.0f : 0.0f) : (ls != 0.0f ? t[j] * (1.0f - ls) + lsn : t[j]))
+        if (c->from_logits) {
+            float m = nnc_elem_k.row_max(p, n);
+            float s = nnc_elem_k.exp_shift_sum(p, m, g, n);
+            double lse_m = log((double)s); /* lse - m */
+            if (sparse) {
+                L = ((double)m - p[y]) + lse_m;
+                if (g) {
+                    float r = gs / s;
+                    for (j = 0; j < n; j++) g[j] *= r;
+                    g[y] -= gs;
+                }
+                return L;
+            }
+            float st = 0.0f;
+            for (j = 0; j < n; j++) {
+                float tt = TT(j);
+                st += tt;
+                L += (double)tt * (((double)m - p[j]) + lse_m);
+            }
+            if (g) {
+                float r = gs * st / s;
+                for (j = 0; j < n; j++) g[j] = g[j] * r - gs * TT(j);
+            }
+            return L;
+        }
+        /* probabilities: renormalise, clip, log */
+        double S = 0.0;
+        for (j = 0; j < n; j++) S += p[j];
+        float Sf = (float)S, rS = 1.0f / Sf;
+        float Tu = 0.0f;
+        for (j = 0; j < n; j++) {
+            float tt = TT(j);
+            if (tt == 0.0f) continue;
+            float q = p[j] / Sf;
+            L -= (double)tt * log((double)clipf(q));
+            if (q >= EPS_LO && q <= EPS_HI) Tu += tt;
+        }
+        if (g) {
+            for (j = 0; j < n; j++) {
+                float tt = TT(j), q = p[j] / Sf;
+                float G = (tt != 0.0f && q >= EPS_LO && q <= EPS_HI) ? -tt / q : 0.0f;
+                g[j] = gs * (G + Tu) * rS;
+            }
+        }
+#undef TT
+        return L;
+    }
+    }
+    return 0.0;
+}
+
+static void loss_chunks(void *pv, int64_t k0, int64_t k1) {
+    loss_ctx *c = pv;
+    for (int64_t k = k0; k < k1; k++) {
+        int64_t r0 = (c->c0 + k) * NNC_REDUCE_CHUNK;
+        int64_t r1 = NNC_MIN(r0 + NNC_REDUCE_CHUNK, c->rows);
+        double s = 0.0;
+        for (int64_t i = r0; i < r1; i++) {
+            float wi = c->w ? c->w[i] : 1.0f;
+            float *g = c->grad ? c->grad + i * c->cols : NULL;
+            double L = row_loss(c, i, c->scale * wi, g);
+            s += (double)wi * L;
+        }
+        c->part[k] = s;
+    }
+}
+
+#define GROUP 512
+
+int nnc_loss(int loss, int from_logits, float param, const float *pred, const void *target,
+             const float *w, int64_t rows, int64_t cols, float scale, double *loss_sum,
+             float *grad, int nthreads) {
+    if (loss < 0 || loss >= NNC_LOSS_COUNT || rows < 0 || cols < 1) return NNC_E_ARG;
+    if (from_logits && loss != NNC_LOSS_BINARY_CE && loss != NNC_LOSS_CATEGORICAL_CE &&
+        loss != NNC_LOSS_SPARSE_CATEGORICAL_CE)
+        from_logits = 0;
+    double part[GROUP];
+    loss_ctx c = {loss, from_logits, param, pred, target, w, rows, cols, scale, grad, part, 0};
+    int64_t nchunks = (rows + NNC_REDUCE_CHUNK - 1) / NNC_REDUCE_CHUNK;
+    int nt = nnc_elem_threads(nthreads, 20.0 * (double)rows * (double)cols, nchunks);
+    double total = 0.0;
+    for (int64_t g0 = 0; g0 < nchunks; g0 += GROUP) {
+        int64_t ng = NNC_MIN((int64_t)GROUP, nchunks - g0);
+        c.c0 = g0;
+        nnc_elem_parallel(ng, 1, nt, loss_chunks, &c);
+        for (int64_t k = 0; k < ng; k++) total += part[k];
+    }
+    if (loss_sum) *loss_sum += total;
+    return NNC_OK;
+}

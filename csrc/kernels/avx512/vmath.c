@@ -1,0 +1,3 @@
+/* avx512 elementwise kernels (stub: generic until the vector version lands). */
+#include "../../elem/vmath.h"
+void nnc_elem_fill__avx512(nnc_elem_kernels *k) { (void)k; }

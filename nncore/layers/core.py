@@ -1,0 +1,81 @@
+"""Dense and Activation."""
+from .. import activations
+from .. import _kernels as K
+from .base import Layer
+
+__all__ = ["Dense", "Activation"]
+
+
+class Dense(Layer):
+    """y = activation(x @ kernel + bias); kernel is (input_dim, units) as in Keras."""
+
+    _splittable = True
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            raise ValueError(f"Dense: units must be a positive int, got {units!r}")
+        self.units = units
+        self.activation = activations.serialize(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def build(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(
+                f"Dense {self.name!r} expects 1-D samples (batch, features), got input shape "
+                f"(None, {', '.join(map(str, input_shape))}); add a Flatten layer before it")
+        self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.units,), self.bias_initializer)
+
+    @property
+    def kernel(self):
+        return self._weights[0]
+
+    @property
+    def bias(self):
+        return self._weights[1] if self.use_bias else None
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def make_nodes(self, input_shape, params, grads, split_activation=False):
+        name = "linear" if split_activation else self.activation
+        act, alpha = activations.get_id(name)
+        return [K.dense_node(input_shape[-1], self.units, self.use_bias, act, alpha, params, grads)]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": _init_cfg(self.kernel_initializer),
+                "bias_initializer": _init_cfg(self.bias_initializer)}
+
+
+class Activation(Layer):
+    """Applies an activation function (softmax over the last axis)."""
+
+    _splittable = True
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.serialize(activation)
+
+    def make_nodes(self, input_shape, params, grads, split_activation=False):
+        if split_activation or self.activation == "linear":
+            return []
+        act, alpha = activations.get_id(self.activation)
+        size = 1
+        for s in input_shape:
+            size *= s
+        return [K.act_node(size, input_shape[-1], act, alpha)]
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+def _init_cfg(init):
+    from .. import initializers
+    return init if isinstance(init, str) else initializers.serialize(initializers.get(init))

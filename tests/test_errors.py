@@ -1,0 +1,160 @@
+"""Bad input gets a clear ValueError/TypeError naming the problem, never a crash."""
+import numpy as np
+import pytest
+
+import nncore as nn
+from nncore import layers
+
+
+@pytest.fixture
+def model():
+    nn.utils.set_random_seed(0)
+    m = nn.Sequential([layers.Dense(8, activation="relu", input_shape=(4,)), layers.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+X = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+Y = np.arange(20) % 3
+
+
+def test_fit_before_compile():
+    m = nn.Sequential([layers.Dense(2, input_shape=(4,))])
+    with pytest.raises(ValueError, match="compile"):
+        m.fit(X, Y)
+    with pytest.raises(ValueError, match="compile"):
+        m.evaluate(X, Y)
+
+
+@pytest.mark.parametrize("x,match", [
+    (np.zeros((20, 5), np.float32), r"shape \(20, 5\).*expects \(batch, 4\)"),
+    (np.zeros((0, 4), np.float32), "empty"),
+    (np.zeros(4, np.float32), r"shape"),
+])
+def test_bad_x_shapes(model, x, match):
+    with pytest.raises(ValueError, match=match):
+        model.predict(x)
+
+
+def test_nan_and_inf_inputs(model):
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(bad, Y, verbose=0)
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict(bad)
+    bad[3, 1] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        model.predict(bad[3:4])
+
+
+def test_labels_out_of_range(model):
+    with pytest.raises(ValueError, match=r"label 3 out of range.*3 classes"):
+        model.fit(X, np.full(20, 3), verbose=0)
+    with pytest.raises(ValueError, match="out of range"):
+        model.fit(X, -np.ones(20), verbose=0)
+    with pytest.raises(ValueError, match="integer"):
+        model.fit(X, np.full(20, 0.5), verbose=0)
+    with pytest.raises(ValueError, match="one class label per sample"):
+        model.fit(X, Y[:10], verbose=0)
+
+
+def test_non_numeric_inputs(model):
+    with pytest.raises(TypeError, match="real numbers"):
+        model.predict(np.array([["a", "b", "c", "d"]]))
+    with pytest.raises(TypeError, match="real numbers"):
+        model.predict(np.zeros((2, 4), dtype=complex))
+    with pytest.raises((TypeError, ValueError)):
+        model.predict([[1, 2], [3]])
+
+
+def test_target_shape_mismatch():
+    m = nn.Sequential([layers.Dense(2, input_shape=(4,))])
+    m.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="model's output is"):
+        m.fit(X, np.zeros((20, 3)), verbose=0)
+    with pytest.raises(ValueError, match="samples but x has"):
+        m.fit(X, np.zeros((19, 2)), verbose=0)
+    with pytest.raises(ValueError, match="NaN"):
+        m.fit(X, np.full((20, 2), np.nan), verbose=0)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"loss": "nope"}, ValueError, "unknown loss 'nope'"),
+    ({"loss": "mse", "optimizer": "nope"}, ValueError, "unknown optimizer 'nope'"),
+    ({"loss": "mse", "metrics": ["nope"]}, ValueError, "unknown metric 'nope'"),
+    ({"loss": "mse", "bogus": 1}, TypeError, "bogus"),
+])
+def test_bad_compile_arguments(kwargs, exc, match):
+    m = nn.Sequential([layers.Dense(2, input_shape=(4,))])
+    with pytest.raises(exc, match=match):
+        m.compile(**kwargs)
+
+
+def test_bad_layer_arguments():
+    with pytest.raises(ValueError, match="unknown activation 'nope'"):
+        layers.Dense(3, activation="nope")
+    with pytest.raises(ValueError, match="units"):
+        layers.Dense(0)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        layers.Dense(3, bogus=True)
+    with pytest.raises(ValueError, match="positive"):
+        layers.Dense(3, input_shape=(0,))
+    with pytest.raises(ValueError, match="unknown initializer"):
+        nn.Sequential([layers.Dense(3, kernel_initializer="nope", input_shape=(2,))]).build()
+
+
+def test_bad_fit_arguments(model):
+    with pytest.raises(ValueError, match="batch_size"):
+        model.fit(X, Y, batch_size=0, verbose=0)
+    with pytest.raises(ValueError, match="epochs"):
+        model.fit(X, Y, epochs=-1, verbose=0)
+    with pytest.raises(ValueError, match="validation_split"):
+        model.fit(X, Y, validation_split=1.5, verbose=0)
+    with pytest.raises(ValueError, match="validation_data"):
+        model.fit(X, Y, validation_data=(X,), verbose=0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        model.fit(X, Y, sample_weight=np.ones(3), verbose=0)
+    with pytest.raises(ValueError, match="class_weight has class 7"):
+        model.fit(X, Y, class_weight={7: 1.0}, verbose=0)
+
+
+def test_bad_weights(model):
+    w = model.get_weights()
+    with pytest.raises(ValueError, match="expected shape"):
+        model.set_weights([np.zeros((5, 8))] + w[1:])
+    with pytest.raises(ValueError, match="weight arrays"):
+        model.set_weights(w[:2])
+    with pytest.raises(ValueError, match="NaN"):
+        model.set_weights([np.full_like(w[0], np.nan)] + w[1:])
+    # nothing was lost by the failed calls
+    for a, b in zip(w, model.get_weights()):
+        assert np.array_equal(a, b)
+
+
+def test_dense_needs_flat_input():
+    m = nn.Sequential([layers.Dense(3, input_shape=(4, 4))])
+    with pytest.raises(ValueError, match="Flatten"):
+        m.build()
+
+
+def test_threads_api_validation():
+    with pytest.raises(ValueError):
+        nn.set_num_threads(0)
+    with pytest.raises(TypeError):
+        nn.set_num_threads(1.5)
+    before = nn.get_num_threads()
+    with nn.threads(1):
+        assert nn.get_num_threads() == 1
+    assert nn.get_num_threads() == before
+
+
+def test_bad_optimizer_hyperparameters():
+    with pytest.raises(ValueError, match="learning_rate"):
+        nn.optimizers.Adam(learning_rate=-1)
+    with pytest.raises(ValueError, match="beta_1"):
+        nn.optimizers.Adam(beta_1=1.5)
+    with pytest.raises(ValueError, match="momentum"):
+        nn.optimizers.SGD(momentum=2)
+    with pytest.raises(TypeError, match="unexpected"):
+        nn.optimizers.SGD(bogus=1)
