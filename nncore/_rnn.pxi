@@ -132,3 +132,49 @@ def rnn_activation(int act, cnp.ndarray x):
     with nogil:
         nnc_rnn_activation(act, p, n)
     return x
+
+
+cdef extern from "nncore/nnc.h" nogil:
+    nnc_node *nnc_rnn_node_new(const nnc_rnn_desc *d, int64_t T, float dropout,
+                               float recurrent_dropout, uint64_t seed, float *params, float *grads)
+    nnc_node *nnc_birnn_node_new(const nnc_rnn_desc *fw, const nnc_rnn_desc *bw, int64_t T,
+                                 int merge, float dropout, float recurrent_dropout, uint64_t seed,
+                                 float *params, float *grads)
+
+
+def rnn_param_count(int cell, int64_t input_size, int64_t units, bint use_bias, bint reset_after):
+    cdef nnc_rnn_desc d = _rnn_desc(cell, input_size, units, 0, 0, use_bias, reset_after, 0, 0)
+    return nnc_rnn_param_count(&d)
+
+
+def rnn_node(int cell, int64_t T, int64_t input_size, int64_t units, int act, int rec_act,
+             bint use_bias, bint reset_after, bint go_backwards, bint return_sequences,
+             float dropout, float recurrent_dropout, uint64_t seed, cnp.ndarray params,
+             cnp.ndarray grads):
+    """Engine node of one recurrent layer; params/grads: float32 views of its block (W, U, b)."""
+    cdef nnc_rnn_desc d = _rnn_desc(cell, input_size, units, act, rec_act, use_bias,
+                                    reset_after, go_backwards, return_sequences)
+    if params.size < nnc_rnn_param_count(&d) or grads.size < nnc_rnn_param_count(&d):
+        raise ValueError("rnn_node: parameter block too small")
+    return wrap_node(nnc_rnn_node_new(&d, T, dropout, recurrent_dropout, seed,
+                                      <float *>cnp.PyArray_DATA(params),
+                                      <float *>cnp.PyArray_DATA(grads)), (params, grads))
+
+
+RNN_MERGE_MODES = {"concat": 0, "sum": 1, "mul": 2, "ave": 3}
+
+
+def birnn_node(int cell, int64_t T, int64_t input_size, int64_t units, int act, int rec_act,
+               bint use_bias, bint reset_after, bint go_backwards, bint return_sequences,
+               int merge, float dropout, float recurrent_dropout, uint64_t seed,
+               cnp.ndarray params, cnp.ndarray grads):
+    """Bidirectional node: forward layer (go_backwards as given) then its mirror."""
+    cdef nnc_rnn_desc fw = _rnn_desc(cell, input_size, units, act, rec_act, use_bias,
+                                     reset_after, go_backwards, return_sequences)
+    cdef nnc_rnn_desc bw = _rnn_desc(cell, input_size, units, act, rec_act, use_bias,
+                                     reset_after, not go_backwards, return_sequences)
+    if params.size < 2 * nnc_rnn_param_count(&fw) or grads.size < 2 * nnc_rnn_param_count(&fw):
+        raise ValueError("birnn_node: parameter block too small")
+    return wrap_node(nnc_birnn_node_new(&fw, &bw, T, merge, dropout, recurrent_dropout, seed,
+                                        <float *>cnp.PyArray_DATA(params),
+                                        <float *>cnp.PyArray_DATA(grads)), (params, grads))
