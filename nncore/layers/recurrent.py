@@ -30,6 +30,12 @@ def _init_cfg(init):
     return init if isinstance(init, str) else initializers.serialize(initializers.get(init))
 
 
+def _reject(cls, kwargs, names):
+    bad = sorted(k for k in names if k in kwargs)
+    if bad:
+        raise TypeError(f"{cls}: unexpected keyword argument(s) {bad}")
+
+
 class _RNNBase(Layer):
     _kind = None   # "lstm" | "gru" | "simple_rnn"
     _gates = 1
@@ -189,6 +195,7 @@ class LSTM(_RNNBase):
                  bias_initializer="zeros", unit_forget_bias=True, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, use_cudnn="auto", **kwargs):
+        _reject("LSTM", kwargs, ("reset_after",))
         super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
                          use_bias=use_bias, kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
@@ -214,6 +221,7 @@ class GRU(_RNNBase):
                  bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0, seed=None,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, reset_after=True, use_cudnn="auto", **kwargs):
+        _reject("GRU", kwargs, ("unit_forget_bias",))
         super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
                          use_bias=use_bias, kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
@@ -237,6 +245,8 @@ class SimpleRNN(_RNNBase):
                  bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0, seed=None,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, **kwargs):
+        _reject("SimpleRNN", kwargs, ("recurrent_activation", "reset_after", "unit_forget_bias",
+                                      "use_cudnn"))
         super().__init__(units, activation=activation, use_bias=use_bias,
                          kernel_initializer=kernel_initializer,
                          recurrent_initializer=recurrent_initializer,
