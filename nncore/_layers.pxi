@@ -1,7 +1,7 @@
 # Layer nodes of nnc_layers.h: Dropout & noise, BatchNormalization, LayerNormalization,
 # Normalization, Embedding. Shapes and arguments are validated by the Python layers; the checks
 # here only keep a wrong call from reaching C.
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint64_t, int32_t
 
 cdef extern from "nncore/nnc.h" nogil:
     int NNC_E_INDEX
@@ -9,7 +9,7 @@ cdef extern from "nncore/nnc.h" nogil:
                                    const int64_t *dims, const int *bcast, int batch_bcast)
     nnc_node *nnc_gaussian_noise_node_new(int64_t size, float stddev, uint64_t seed, int mult)
     nnc_node *nnc_batchnorm_node_new(int64_t size, int64_t channels, float momentum, float eps,
-                                     int center, int scale, int frozen, float *params,
+                                     int center, int scale, const int32_t *frozen, float *params,
                                      float *grads)
     nnc_node *nnc_layernorm_node_new(int64_t size, int64_t channels, float eps, int center,
                                      int scale, float *params, float *grads)
@@ -66,12 +66,16 @@ def gaussian_noise_node(int64_t size, float stddev, uint64_t seed, bint mult=Fal
 
 
 def batchnorm_node(int64_t size, int64_t channels, float momentum, float eps, bint center,
-                   bint scale, bint frozen, cnp.ndarray params, cnp.ndarray grads):
+                   bint scale, cnp.ndarray frozen, cnp.ndarray params, cnp.ndarray grads):
+    """frozen: int32 array of one element, read at every forward (nonzero: moving stats)."""
     if channels < 1 or size < 1 or size % channels:
         raise ValueError("batchnorm_node: size must be a positive multiple of channels")
+    if cnp.PyArray_TYPE(frozen) != cnp.NPY_INT32 or frozen.size != 1:
+        raise TypeError("batchnorm_node: frozen must be an int32 array of one element")
     _lyr_block(params, grads, channels * (2 + center + scale), "batchnorm_node")
-    return wrap_node(nnc_batchnorm_node_new(size, channels, momentum, eps, center, scale, frozen,
-                                            fptr(params), fptr(grads)), (params, grads))
+    return wrap_node(nnc_batchnorm_node_new(size, channels, momentum, eps, center, scale,
+                                            <int32_t *>cnp.PyArray_DATA(frozen), fptr(params),
+                                            fptr(grads)), (params, grads, frozen))
 
 
 def layernorm_node(int64_t size, int64_t channels, float eps, bint center, bint scale,
@@ -119,7 +123,7 @@ def embedding_node(int64_t length, int64_t input_dim, int64_t output_dim, cnp.nd
                                             fptr(grads)), (params, grads))
 
 
-def node_forward(Node node, cnp.ndarray x, bint training):
+def node_forward(Node node, cnp.ndarray x, int training):
     """Runs one node outside a model (tests): x float32 (batch, in_size) -> y copy."""
     cdef int st
     need_f32(x, "x")

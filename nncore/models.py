@@ -287,6 +287,9 @@ class Sequential:
         if x.shape[0] == 0:
             raise ValueError(f"{what} is empty (0 samples)")
         self._require_built()
+        check = getattr(self.layers[0], "_check_input", None)  # e.g. Embedding index range
+        if check is not None:
+            check(x, what)
         return x.reshape(x.shape[0], -1)
 
     def _prepare_y(self, y, n, what="y"):

@@ -83,8 +83,8 @@ static void drop_bwd_range(void *p, int64_t i0, int64_t i1) {
 static int drop_forward(nnc_node *self, const float *x, int64_t batch, int training) {
     drop_impl *d = (drop_impl *)self->impl;
     int64_t n = batch * self->out_size;
-    d->trained = training != 0;
-    if (!training) {
+    d->trained = training == 1; /* 2: inference behaviour with backward (explanations) */
+    if (!d->trained) {
         if (self->y != x) memcpy(self->y, x, (size_t)n * sizeof(float));
         return 0;
     }
@@ -229,8 +229,8 @@ static int gn_reserve(nnc_node *self, int64_t batch) { return nnc_node_reserve_y
 static int gn_forward(nnc_node *self, const float *x, int64_t batch, int training) {
     gn_impl *d = (gn_impl *)self->impl;
     int64_t n = batch * self->out_size;
-    d->trained = training != 0;
-    if (!training) {
+    d->trained = training == 1;
+    if (!d->trained) {
         memcpy(self->y, x, (size_t)n * sizeof(float));
         return 0;
     }

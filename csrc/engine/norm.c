@@ -153,7 +153,8 @@ static int grow_f(float **p, int64_t *cap, int64_t n) {
 typedef struct {
     int64_t C, rpb; /* channels, rows per sample */
     float momentum, eps;
-    int center, scale, frozen;
+    int center, scale;
+    const int32_t *frozen; /* caller-kept flag (layer.trainable == False), may be NULL */
     float *gamma, *beta, *mm, *mv; /* into params (gamma/beta NULL when off) */
     /* 8 x C floats: mean, inv (batch stats of the last training forward), a, b (forward
      * coefficients), A, B, D (backward), zeros */
@@ -184,7 +185,7 @@ static int bn_forward(nnc_node *self, const float *x, int64_t batch, int trainin
     c.rows = rows;
     c.C = C;
     c.part = d->part;
-    d->batch_stats = training && !d->frozen;
+    d->batch_stats = training == 1 && !(d->frozen && *d->frozen); /* 2: inference behaviour + backward */
     if (d->batch_stats) {
         double *dmean = d->dw, *dvar = d->dw + C;
         int64_t n = nchunks(rows);
@@ -285,7 +286,8 @@ static const nnc_node_ops bn_ops = {"batch_normalization", bn_reserve, bn_forwar
                                     NULL, bn_destroy};
 
 nnc_node *nnc_batchnorm_node_new(int64_t size, int64_t channels, float momentum, float eps,
-                                 int center, int scale, int frozen, float *params, float *grads) {
+                                 int center, int scale, const int32_t *frozen, float *params,
+                                 float *grads) {
     if (size < 1 || channels < 1 || size % channels || !(eps > 0.f) || !params || !grads)
         return NULL;
     int64_t np = channels * (2 + (center != 0) + (scale != 0));
@@ -298,7 +300,7 @@ nnc_node *nnc_batchnorm_node_new(int64_t size, int64_t channels, float momentum,
     d->eps = eps;
     d->center = center != 0;
     d->scale = scale != 0;
-    d->frozen = frozen != 0;
+    d->frozen = frozen;
     float *p = params;
     if (d->scale) d->gamma = p, p += channels;
     if (d->center) d->beta = p, p += channels;

@@ -18,7 +18,8 @@ extern "C" {
 
 /* Dropout: in training y = x * keep / (1 - rate), keep ~ Bernoulli(1 - rate) from a stateless
  * counter hash of (seed, step, sample, element), so masks do not depend on threads or ISA; the
- * node counts its training forwards (step). Identity at inference.
+ * node counts its training forwards (step). Identity at inference and in training mode 2
+ * (inference behaviour with a backward, for explanations): only mode 1 drops.
  * Noise shape (Keras's noise_shape): the sample is an ndim-array of dims[]; bcast[i] != 0 shares
  * the mask along axis i; batch_bcast != 0 shares one mask across the batch. ndim = 0: no
  * broadcast (size = the sample size). */
@@ -29,13 +30,16 @@ nnc_node *nnc_dropout_node_new(int64_t size, float rate, uint64_t seed, int ndim
 nnc_node *nnc_gaussian_noise_node_new(int64_t size, float stddev, uint64_t seed, int mult);
 
 /* BatchNormalization over the last axis (C channels). params: [gamma if scale][beta if center]
- * moving_mean, moving_variance (C each, Keras order). Training (and not frozen): batch mean and
- * biased variance (double accumulation over fixed row chunks), y = gamma*(x-mean)/sqrt(var+eps)
- * + beta, and moving = moving*momentum + batch*(1-momentum) is written into params. Inference or
- * frozen (Keras's trainable=False): moving statistics. Backward writes 0 for the moving stats
- * (and everything when frozen). */
+ * moving_mean, moving_variance (C each, Keras order). Training (mode 1, not frozen): batch mean
+ * and biased variance (double accumulation over fixed row chunks), y = gamma*(x-mean)/
+ * sqrt(var+eps) + beta, and moving = moving*momentum + batch*(1-momentum) is written into
+ * params. Inference, training mode 2, or frozen (Keras's trainable=False): moving statistics.
+ * frozen points to a caller-kept flag read at every forward (NULL: never frozen), so setting
+ * layer.trainable takes effect without rebuilding. Backward writes 0 for the moving stats (and
+ * for gamma/beta when the forward used the moving statistics). */
 nnc_node *nnc_batchnorm_node_new(int64_t size, int64_t channels, float momentum, float eps,
-                                 int center, int scale, int frozen, float *params, float *grads);
+                                 int center, int scale, const int32_t *frozen, float *params,
+                                 float *grads);
 /* LayerNormalization over the last axis (C values per row); params [gamma if scale][beta if
  * center]. */
 nnc_node *nnc_layernorm_node_new(int64_t size, int64_t channels, float eps, int center, int scale,
