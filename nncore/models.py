@@ -567,7 +567,7 @@ class Sequential:
         w = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
         line = "─" * sum(w)
         total = self.count_params()
-        trainable = sum(l.count_params() for l in self.layers if l.trainable)
+        trainable = sum(int(w.size) for w in self.trainable_weights)  # moving stats are not
         print_fn(f'Model: "{self.name}"')
         print_fn(line)
         print_fn("".join(h.ljust(wi) for h, wi in zip(("Layer (type)", "Output Shape", "Param #"), w)))

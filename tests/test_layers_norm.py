@@ -574,3 +574,22 @@ def test_embedding_model_trains():
         h = model.fit(idx[:2500], y[:2500], epochs=8, batch_size=32, verbose=0,
                       validation_data=(idx[2500:], y[2500:]))
         assert h.history["val_accuracy"][-1] > 0.9, middle
+
+
+def test_save_load_and_summary(tmp_path, rng):
+    x = rng.normal(size=(64, 6)).astype(np.float32)
+    norm = L.Normalization()
+    norm.adapt(x)
+    m = nn.Sequential([nn.Input((6,)), norm, L.Dense(8), L.BatchNormalization(), L.Dropout(0.3),
+                       L.LayerNormalization(), L.Dense(1)])
+    m.compile("adam", "mse")
+    m.fit(x, x[:, 0], epochs=2, verbose=0)
+    path = str(tmp_path / "m.nnc")
+    m.save(path)
+    m2 = nn.models.load_model(path)
+    np.testing.assert_array_equal(m.predict(x), m2.predict(x))
+    assert m2.layers[0].get_weights()[2].shape == ()  # Normalization count stays a scalar
+    lines = []
+    m.summary(print_fn=lines.append)
+    # non-trainable: Normalization 6+6+1, moving_mean/variance 8+8
+    assert " Non-trainable params: 29" in lines and " Trainable params: 97" in lines
