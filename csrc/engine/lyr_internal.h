@@ -34,7 +34,8 @@ typedef struct {
      * (g, b may be NULL) */
     void (*ln_fwd_row)(const float *x, float *y, int64_t C, float eps, const float *g,
                        const float *b, float *mean, float *inv);
-    /* one LayerNorm row backward: dx = inv*(gd - mean(gd) - xh*mean(gd*xh)), gd = dy*g */
+    /* one LayerNorm row backward: dx = inv*(gd - mean(gd) - xh*mean(gd*xh)), gd = dy*g (g: C
+     * floats, ones when the layer has no scale) */
     void (*ln_bwd_row)(const float *x, const float *dy, float *dx, int64_t C, const float *g,
                        float mean, float inv);
     /* sdy[c] += dy, sdyx[c] += dy*xhat over rows, xhat from per-row mean/inv */

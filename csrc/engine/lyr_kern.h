@@ -7,14 +7,19 @@
 static KATTR void KFN(drop_fwd)(const float *restrict x, float *restrict y, uint8_t *restrict m,
                                 int64_t n, uint32_t j0, uint32_t klo, uint32_t khi, uint32_t thr,
                                 float scale) {
-    for (int64_t i = 0; i < n; i++) m[i] = lyr_hash(j0 + (uint32_t)i, klo, khi) >= thr;
-    if (x)
-        for (int64_t i = 0; i < n; i++) y[i] = m[i] ? x[i] * scale : 0.f;
+    /* two simple loops per L1-sized block (the fused loop does not vectorise) */
+    for (int64_t b = 0; b < n; b += 1024) {
+        int64_t e = n - b < 1024 ? n - b : 1024;
+        uint8_t *mb = m + b;
+        for (int64_t i = 0; i < e; i++) mb[i] = lyr_hash(j0 + (uint32_t)(b + i), klo, khi) >= thr;
+        if (x)
+            for (int64_t i = 0; i < e; i++) y[b + i] = x[b + i] * ((float)mb[i] * scale);
+    }
 }
 
 static KATTR void KFN(mask_mul)(const float *restrict x, const uint8_t *restrict m,
                                 float *restrict y, int64_t n, float scale) {
-    for (int64_t i = 0; i < n; i++) y[i] = m[i] ? x[i] * scale : 0.f;
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * ((float)m[i] * scale);
 }
 
 static KATTR void KFN(col_sum)(const float *restrict x, int64_t rows, int64_t C,
@@ -130,13 +135,13 @@ static KATTR void KFN(ln_bwd_row)(const float *restrict x, const float *restrict
     int64_t c = 0;
     for (; c + 8 <= C; c += 8)
         for (int l = 0; l < 8; l++) {
-            float gd = g ? dy[c + l] * g[c + l] : dy[c + l];
+            float gd = dy[c + l] * g[c + l];
             float xh = (x[c + l] - mean) * inv;
             s1[l] += (double)gd;
             s2[l] += (double)(gd * xh);
         }
     for (; c < C; c++) {
-        float gd = g ? dy[c] * g[c] : dy[c];
+        float gd = dy[c] * g[c];
         float xh = (x[c] - mean) * inv;
         t1 += (double)gd;
         t2 += (double)(gd * xh);
@@ -145,7 +150,7 @@ static KATTR void KFN(ln_bwd_row)(const float *restrict x, const float *restrict
     double m2 = (((s2[0] + s2[1]) + (s2[2] + s2[3])) + ((s2[4] + s2[5]) + (s2[6] + s2[7])) + t2) / (double)C;
     float fm1 = (float)m1, fm2 = (float)m2;
     for (c = 0; c < C; c++) {
-        float gd = g ? dy[c] * g[c] : dy[c];
+        float gd = dy[c] * g[c];
         float xh = (x[c] - mean) * inv;
         dx[c] = inv * (gd - fm1 - xh * fm2);
     }

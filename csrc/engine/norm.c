@@ -327,6 +327,7 @@ typedef struct {
     int64_t rcap;
     double *part, *sums;
     int64_t part_cap;
+    float *ones; /* gamma stand-in when scale=False */
 } ln_impl;
 
 static int ln_reserve(nnc_node *self, int64_t batch) {
@@ -396,7 +397,7 @@ static int ln_backward(nnc_node *self, const float *x, float *dy, float *dx, int
     c.inv = d->rinv;
     c.rmean = d->rmean;
     c.rinv = d->rinv;
-    c.g = d->gamma;
+    c.g = d->gamma ? d->gamma : d->ones;
     if (self->n_params) {
         int64_t n = nchunks(rows);
         run_chunks(&c, 3, 4.0);
@@ -423,6 +424,7 @@ static void ln_destroy(nnc_node *self) {
         nnc_free(d->rinv);
         nnc_free(d->part);
         nnc_free(d->sums);
+        nnc_free(d->ones);
     }
     nnc_free(self->y);
     self->y = NULL;
@@ -449,10 +451,12 @@ nnc_node *nnc_layernorm_node_new(int64_t size, int64_t channels, float eps, int 
     if (d->scale) d->gamma = p, p += channels;
     if (d->center) d->beta = p;
     d->sums = (double *)nnc_malloc((size_t)channels * sizeof(double));
-    if (!d->sums) {
+    d->ones = (float *)nnc_malloc((size_t)channels * sizeof(float));
+    if (!d->sums || !d->ones) {
         nnc_node_free(n);
         return NULL;
     }
+    for (int64_t j = 0; j < channels; j++) d->ones[j] = 1.f;
     return n;
 }
 
