@@ -378,7 +378,8 @@ class Sequential:
             if n_val < 1 or n_val >= n:
                 raise ValueError(f"validation_split={validation_split} leaves no training or validation samples")
             n_tr = n - n_val  # Keras takes the last samples, before shuffling
-            validation_data = (X[n_tr:], Y[n_tr:]) + ((SW[n_tr:],) if SW is not None else ())
+            validation_data = (X[n_tr:].reshape((n_val,) + tuple(self._input_shape)), Y[n_tr:]) \
+                + ((SW[n_tr:],) if SW is not None else ())
             X, Y, SW, n = X[:n_tr], Y[:n_tr], (SW[:n_tr] if SW is not None else None), n_tr
         val = None
         if validation_data is not None:
