@@ -16,7 +16,7 @@ extern "C" {
 int nnc_act_forward(int act, float alpha, const float *x, float *y, int64_t rows, int64_t cols,
                     int nthreads);
 /* dx = dy * f'(.) using x (pre-activation, needed only by gelu and swish; may be NULL for the
- * others) and y (the forward output). dx == dy is allowed. If db != NULL, db[j] = sum_i dx[i,j]
+ * others) and y (the forward output; the vector gelu backward also reads Phi(x) = y/x). dx == dy is allowed. If db != NULL, db[j] = sum_i dx[i,j]
  * (overwritten, deterministic). */
 int nnc_act_backward(int act, float alpha, const float *x, const float *y, const float *dy,
                      float *dx, int64_t rows, int64_t cols, float *db, int nthreads);
