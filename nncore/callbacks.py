@@ -433,8 +433,16 @@ class LambdaCallback(Callback):
             if f is not None:
                 if not k.startswith("on_") or not hasattr(Callback, k):
                     raise TypeError(f"LambdaCallback: unknown hook {k!r}")
-                setattr(self, k, f)
+                setattr(self, k, _with_logs(f, 1 if k.endswith(("train_begin", "train_end")) else 2))
         self._batches = on_train_batch_begin is not None or on_train_batch_end is not None
 
     def _wants_batches(self):
         return self._batches
+
+
+def _with_logs(f, nargs):
+    """Calls f with (logs) or (index, logs), filling logs=None when the caller passed none."""
+    def hook(*args, logs=None):
+        args = args + (logs,) if len(args) < nargs else args
+        return f(*args[:nargs])
+    return hook
