@@ -40,12 +40,27 @@ def make_credit_default(n_samples=20000, seed=0, default_rate=0.15):
     return x.astype(np.float32), y, list(CREDIT_FEATURES)
 
 
-def train_test_split(x, y, test_size=0.2, seed=0):
-    """Random split (use a chronological split for time series)."""
+def train_test_split(x, y, test_size=0.2, seed=0, stratify=False):
+    """Random split (use chronological_split for time series). stratify=True keeps each class's
+    share of y the same in both parts (important for rare events such as fraud)."""
     n = len(x)
-    idx = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(n * test_size))
-    return x[idx[n_test:]], x[idx[:n_test]], y[idx[n_test:]], y[idx[:n_test]]
+    if len(y) != n:
+        raise ValueError(f"train_test_split: y has {len(y)} samples but x has {n}")
+    rng = np.random.default_rng(seed)
+    if not stratify:
+        idx = rng.permutation(n)
+        n_test = int(round(n * test_size))
+        return x[idx[n_test:]], x[idx[:n_test]], y[idx[n_test:]], y[idx[:n_test]]
+    labels = np.asarray(y).reshape(n, -1)
+    labels = labels[:, 0] if labels.shape[1] == 1 else labels.argmax(1)
+    test, train = [], []
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        k = int(round(len(members) * test_size))
+        test.append(members[:k])
+        train.append(members[k:])
+    tr, te = rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+    return x[tr], x[te], y[tr], y[te]
 
 
 def standardize(train, *others):
