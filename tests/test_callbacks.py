@@ -227,3 +227,17 @@ def test_fit_bad_input_errors():
     ybad[3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         m.fit(x, ybad, verbose=0)
+
+
+def test_model_checkpoint_real_save_round_trip(tmp_path):
+    if not hasattr(nn.models, "load_model"):
+        pytest.skip("model saving is not in this build")
+    x, y = _linear_problem(128)
+    m = _model()
+    path = tmp_path / "best.nnc"
+    snap = Snap()
+    m.fit(x, y, epochs=4, verbose=0, callbacks=[Scripted([3.0, 1.0, 2.0, 4.0]),
+                                                C.ModelCheckpoint(str(path), save_best_only=True), snap])
+    loaded = nn.models.load_model(str(path))
+    for a, b in zip(loaded.get_weights(), snap.w[1]):
+        np.testing.assert_array_equal(a, b)
