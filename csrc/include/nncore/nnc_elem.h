@@ -16,7 +16,7 @@ extern "C" {
 int nnc_act_forward(int act, float alpha, const float *x, float *y, int64_t rows, int64_t cols,
                     int nthreads);
 /* dx = dy * f'(.) using x (pre-activation, needed only by gelu and swish; may be NULL for the
- * others) and y (the forward output). dx == dy is allowed. If db != NULL, db[j] = sum_i dx[i,j]
+ * others) and y (the forward output; the vector gelu backward also reads Phi(x) = y/x). dx == dy is allowed. If db != NULL, db[j] = sum_i dx[i,j]
  * (overwritten, deterministic). */
 int nnc_act_backward(int act, float alpha, const float *x, const float *y, const float *dy,
                      float *dx, int64_t rows, int64_t cols, float *db, int nthreads);
@@ -31,7 +31,10 @@ int nnc_all_finite(const float *x, int64_t n);
  * Per-sample loss (Keras: mean over the last axis for bce/mse/mae/huber, sum over classes for
  * the categorical ones), times w[i] when w != NULL, is summed into *loss_sum (double).
  * If grad != NULL, grad = d(scale * sum_i w_i*loss_i)/d(pred), or d/d(logits) when from_logits.
- * param: huber delta; label_smoothing for the cross-entropies (0 = none); focal gamma later. */
+ * param: huber delta; label_smoothing for the cross-entropies (0 = none); focal gamma later.
+ * Probability forms clip to [1e-7, 1-1e-7] (float32, as Keras); the gradient is zero where a
+ * value was clipped (tf.clip_by_value's gradient). categorical and sparse renormalise p by its
+ * row sum first (sparse = categorical on one-hot labels; it takes no label smoothing). */
 enum {
     NNC_LOSS_MSE = 0, NNC_LOSS_MAE, NNC_LOSS_HUBER, NNC_LOSS_BINARY_CE,
     NNC_LOSS_CATEGORICAL_CE, NNC_LOSS_SPARSE_CATEGORICAL_CE, NNC_LOSS_BINARY_FOCAL_CE,
