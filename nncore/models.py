@@ -431,6 +431,7 @@ class Sequential:
                 for m in metrics:
                     m.update_state(Y[rows], preds, None if SW is None else SW[rows])
                     logs[m.name] = m.result()
+                cb.on_train_chunk_end(s0 + nb, logs)  # nncore hook: cheap chunk-level look at the logs
                 if per_batch:
                     cb.on_train_batch_end(s0, dict(logs))
                 progbar.progress(s0 + nb, logs)
