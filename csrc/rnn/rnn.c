@@ -55,7 +55,9 @@ struct nnc_rnn {
     rbuf hm;  /* [T,B,H] h_{t-1} * recurrent mask */
     /* backward workspace */
     rbuf dg, dgh, dh2, dc, drh, dxt;
+    rbuf dbacc; /* double column-sum accumulators of db (2*GH doubles) */
     int64_t B, T;
+    int64_t dg_row0; /* dg / dgh hold only the rows of the current time chunk, from this row */
     int have_fwd;
     const float *imask, *rmask;
 };
@@ -124,9 +126,19 @@ void nnc_rnn_free(nnc_rnn *r) {
     nnc_packed_free(r->Up2);
     nnc_packed_free(r->UTp2);
     rbuf *bufs[] = {&r->xt, &r->g, &r->hs, &r->cs, &r->aux, &r->gh, &r->hm,
-                    &r->dg, &r->dgh, &r->dh2, &r->dc, &r->drh, &r->dxt};
+                    &r->dg, &r->dgh, &r->dh2, &r->dc, &r->drh, &r->dxt, &r->dbacc};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) nnc_free(bufs[i]->p);
     nnc_free(r);
+}
+
+/* Steps per time chunk. Forward: the input projection is done one chunk at a time, just before
+ * the recurrence reads it, so its rows are still in L2. Backward: the weight-gradient GEMMs, db
+ * and dX run after each chunk of steps on that chunk's gate gradients, which therefore never
+ * leave L2 and need a buffer of one chunk only. About 128 KiB of gates per chunk; depends only
+ * on B and G*H (determinism). */
+static int64_t rnn_tchunk(int64_t B, int64_t GH) {
+    int64_t tc = (int64_t)65536 / (B * GH);
+    return tc < 2 ? 2 : tc;
 }
 
 int nnc_rnn_reserve(nnc_rnn *r, int64_t B, int64_t T, int with_backward) {
@@ -139,8 +151,10 @@ int nnc_rnn_reserve(nnc_rnn *r, int64_t B, int64_t T, int with_backward) {
     if (lstm || gru) st |= rbuf_grow(&r->aux, TB * H);
     if (gru && r->d.reset_after) st |= rbuf_grow(&r->gh, B * r->GH);
     if (with_backward) {
-        st |= rbuf_grow(&r->dg, TB * r->GH);
-        if (gru && r->d.reset_after) st |= rbuf_grow(&r->dgh, TB * r->GH);
+        int64_t TCB = NNC_MIN(T, rnn_tchunk(B, r->GH)) * B;
+        st |= rbuf_grow(&r->dg, TCB * r->GH);
+        if (gru && r->d.reset_after) st |= rbuf_grow(&r->dgh, TCB * r->GH);
+        st |= rbuf_grow(&r->dbacc, 4 * r->GH); /* 2*GH doubles */
         st |= rbuf_grow(&r->dh2, 2 * B * H);
         if (lstm) st |= rbuf_grow(&r->dc, B * H);
         if (gru2(r)) st |= rbuf_grow(&r->drh, B * H);
@@ -264,10 +278,6 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
             }
         }
     }
-    /* Input projection of every step, bias in the epilogue. */
-    nnc_epilogue ep = {r->b, NNC_ACT_LINEAR, 0.f};
-    st = nnc_sgemm(0, 0, TB, GH, I, 1.0f, xt, I, r->W, GH, 0.0f, r->g.p, GH, r->b ? &ep : NULL, 0);
-    if (st) return st;
     if (h0) memcpy(r->hs.p, h0, (size_t)(B * H) * sizeof(float));
     else memset(r->hs.p, 0, (size_t)(B * H) * sizeof(float));
     if (r->d.cell == NNC_RNN_LSTM) {
@@ -275,18 +285,26 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
         else memset(r->cs.p, 0, (size_t)(B * H) * sizeof(float));
     }
 
-    /* The recurrence. */
-    const int64_t nch = rnn_chunks(B);
+    /* Per time chunk: the input projection of its steps (one GEMM, bias in the epilogue), then
+     * the recurrence over them. */
+    const int64_t nch = rnn_chunks(B), tc = rnn_tchunk(B, GH);
     const double flops = 2.0 * (double)TB * H * GH;
-    if (nch > 1) {
-        int nt = nnc_threads_for(flops, nch);
+    nnc_epilogue ep = {r->b, NNC_ACT_LINEAR, 0.f};
+    for (int64_t t0 = 0; t0 < T && !st; t0 += tc) {
+        const int64_t t1 = NNC_MIN(T, t0 + tc);
+        st = nnc_sgemm(0, 0, (t1 - t0) * B, GH, I, 1.0f, xt + t0 * B * I, I, r->W, GH, 0.0f,
+                       r->g.p + t0 * B * GH, GH, r->b ? &ep : NULL, 0);
+        if (st) break;
+        if (nch > 1) {
+            int nt = nnc_threads_for(flops, nch);
 #pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t c = 0; c < nch; c++) {
-            int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
-            for (int64_t t = 0; t < T; t++) RNN_ERR(st, fwd_step(r, k, t, r0, r1 - r0, 1));
+            for (int64_t c = 0; c < nch; c++) {
+                int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
+                for (int64_t t = t0; t < t1; t++) RNN_ERR(st, fwd_step(r, k, t, r0, r1 - r0, 1));
+            }
+        } else {
+            for (int64_t t = t0; t < t1 && !st; t++) st = fwd_step(r, k, t, 0, B, 0);
         }
-    } else {
-        for (int64_t t = 0; t < T && !st; t++) st = fwd_step(r, k, t, 0, B, 0);
     }
     if (st) return st;
 
@@ -311,21 +329,19 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
 
 /* ---------------------------------------------------------------- backward */
 
-/* Column sums of x [rows x cols] (deterministic: every column summed by one thread in row order,
- * in double). */
-static void rnn_colsum(const float *x, int64_t rows, int64_t cols, int64_t ldx, float *out) {
+/* acc[j] += column sums of x [rows x cols], in double (deterministic: every column summed by one
+ * thread in row order). */
+static void rnn_colsum(const float *x, int64_t rows, int64_t cols, int64_t ldx, double *acc) {
     const int64_t CB = 64, ncb = (cols + CB - 1) / CB;
-    int nt = nnc_threads_for((double)rows * cols, ncb);
+    int nt = nnc_threads_for((double)rows * cols * 8, ncb);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t cb = 0; cb < ncb; cb++) {
         int64_t j0 = cb * CB, n = NNC_MIN(CB, cols - j0);
-        double acc[64];
-        for (int64_t j = 0; j < n; j++) acc[j] = 0.0;
+        double *a = acc + j0;
         for (int64_t i = 0; i < rows; i++) {
             const float *xr = x + i * ldx + j0;
-            for (int64_t j = 0; j < n; j++) acc[j] += (double)xr[j];
+            for (int64_t j = 0; j < n; j++) a[j] += (double)xr[j];
         }
-        for (int64_t j = 0; j < n; j++) out[j0 + j] = (float)acc[j];
     }
 }
 
@@ -337,7 +353,7 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
     const int act = r->d.act, ract = r->d.rec_act;
     const int64_t row = t * B + r0;
     const float *g_t = r->g.p + row * GH;
-    float *dg_t = r->dg.p + row * GH;
+    float *dg_t = r->dg.p + (row - r->dg_row0) * GH;
     const float *hp = (r->rmask ? r->hm.p : r->hs.p) + row * H;
     float *dh = r->dh2.p + ((t & 1) * B + r0) * H;        /* in: dL/dh_t */
     float *dhn = r->dh2.p + (((t + 1) & 1) * B + r0) * H; /* out: dL/dh_{t-1} */
@@ -356,7 +372,7 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
         break;
     default:
         if (r->d.reset_after) {
-            float *dgh_t = r->dgh.p + row * GH;
+            float *dgh_t = r->dgh.p + (row - r->dg_row0) * GH;
             k->gru_bwd(nr, H, act, ract, g_t, r->aux.p + row * H, hp, dh, dy, ldy, dg_t, dgh_t,
                        dhn);
             st = nnc_sgemm_packed(0, nr, H, GH, 1.0f, dgh_t, GH, r->UTp, 1.0f, dhn, H, NULL, nth);
@@ -398,50 +414,62 @@ int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float 
     }
     const float *dyseq = r->d.return_sequences ? dy : NULL;
 
-    const int64_t nch = rnn_chunks(B);
+    /* Per time chunk, last first: the recurrence over its steps, then the GEMMs merged over
+     * the chunk's steps (K = steps * B), accumulating into dW, dU and db across chunks (beta = 1
+     * after the first): the chunk's gate gradients are still in L2 and only one chunk of them is
+     * ever stored. dX of the chunk is one GEMM dG W^T. */
+    const int64_t nch = rnn_chunks(B), tc = rnn_tchunk(B, GH);
     const double flops = 2.0 * (double)TB * H * GH;
-    if (nch > 1) {
-        int nt = nnc_threads_for(flops, nch);
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t c = 0; c < nch; c++) {
-            int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
-            for (int64_t t = T - 1; t >= 0; t--) RNN_ERR(st, bwd_step(r, k, t, r0, r1 - r0, dyseq, 1));
-        }
-    } else {
-        for (int64_t t = T - 1; t >= 0 && !st; t--) st = bwd_step(r, k, t, 0, B, dyseq, 0);
-    }
-    if (st) return st;
-    if (dh0) memcpy(dh0, r->dh2.p + B * H, (size_t)(B * H) * sizeof(float)); /* slot (0+1)&1 */
-    if (dc0 && lstm) memcpy(dc0, r->dc.p, (size_t)(B * H) * sizeof(float));
-
-    /* Weight gradients: GEMMs merged over time (K = T*B). */
+    const int ra = r->d.cell == NNC_RNN_GRU && r->d.reset_after;
     const float *hprev = r->rmask ? r->hm.p : r->hs.p;
-    const float *dg = r->dg.p;
-    if (dW) st |= nnc_sgemm(1, 0, I, GH, TB, 1.0f, r->xt.p, I, dg, GH, 0.0f, dW, GH, NULL, 0);
-    if (r->d.cell == NNC_RNN_GRU && r->d.reset_after) {
-        if (dU) st |= nnc_sgemm(1, 0, H, GH, TB, 1.0f, hprev, H, r->dgh.p, GH, 0.0f, dU, GH, NULL, 0);
-        if (db) {
-            rnn_colsum(dg, TB, GH, GH, db);
-            rnn_colsum(r->dgh.p, TB, GH, GH, db + GH);
+    double *dbacc = (double *)r->dbacc.p;
+    const int64_t nbias = ra ? 2 * GH : GH;
+    if (db)
+        for (int64_t j = 0; j < nbias; j++) dbacc[j] = 0.0;
+    for (int64_t t1 = T; t1 > 0 && !st; ) {
+        const int64_t t0 = ((t1 - 1) / tc) * tc, n = (t1 - t0) * B;
+        const float beta = t1 == T ? 0.0f : 1.0f;
+        r->dg_row0 = t0 * B;
+        if (nch > 1) {
+            int nt = nnc_threads_for(flops, nch);
+#pragma omp parallel for num_threads(nt) schedule(static)
+            for (int64_t c = 0; c < nch; c++) {
+                int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
+                for (int64_t t = t1 - 1; t >= t0; t--)
+                    RNN_ERR(st, bwd_step(r, k, t, r0, r1 - r0, dyseq, 1));
+            }
+        } else {
+            for (int64_t t = t1 - 1; t >= t0 && !st; t--) st = bwd_step(r, k, t, 0, B, dyseq, 0);
         }
-    } else {
-        if (dU) {
+        if (st) break;
+        const float *dg = r->dg.p, *xc = r->xt.p + t0 * B * I, *hc = hprev + t0 * B * H;
+        if (dW) st |= nnc_sgemm(1, 0, I, GH, n, 1.0f, xc, I, dg, GH, beta, dW, GH, NULL, 0);
+        if (ra) {
+            if (dU) st |= nnc_sgemm(1, 0, H, GH, n, 1.0f, hc, H, r->dgh.p, GH, beta, dU, GH, NULL, 0);
+            if (db) rnn_colsum(r->dgh.p, n, GH, GH, dbacc + GH);
+        } else if (dU) {
             if (gru2(r)) {
-                st |= nnc_sgemm(1, 0, H, 2 * H, TB, 1.0f, hprev, H, dg, GH, 0.0f, dU, GH, NULL, 0);
-                st |= nnc_sgemm(1, 0, H, H, TB, 1.0f, r->aux.p, H, dg + 2 * H, GH, 0.0f, dU + 2 * H,
-                                GH, NULL, 0);
+                st |= nnc_sgemm(1, 0, H, 2 * H, n, 1.0f, hc, H, dg, GH, beta, dU, GH, NULL, 0);
+                st |= nnc_sgemm(1, 0, H, H, n, 1.0f, r->aux.p + t0 * B * H, H, dg + 2 * H, GH,
+                                beta, dU + 2 * H, GH, NULL, 0);
             } else {
-                st |= nnc_sgemm(1, 0, H, GH, TB, 1.0f, hprev, H, dg, GH, 0.0f, dU, GH, NULL, 0);
+                st |= nnc_sgemm(1, 0, H, GH, n, 1.0f, hc, H, dg, GH, beta, dU, GH, NULL, 0);
             }
         }
-        if (db) rnn_colsum(dg, TB, GH, GH, db);
+        if (db) rnn_colsum(dg, n, GH, GH, dbacc);
+        if (dx) st |= nnc_sgemm(0, 1, n, I, GH, 1.0f, dg, GH, r->W, GH, 0.0f, r->dxt.p + t0 * B * I,
+                                I, NULL, 0);
+        t1 = t0;
     }
-    if (st || !dx) return st;
-
-    /* dX = dG W^T, back to batch-major (and original time order), through the input mask. */
-    float *dxt = r->dxt.p;
-    st = nnc_sgemm(0, 1, TB, I, GH, 1.0f, dg, GH, r->W, GH, 0.0f, dxt, I, NULL, 0);
     if (st) return st;
+    if (db)
+        for (int64_t j = 0; j < nbias; j++) db[j] = (float)dbacc[j];
+    if (dh0) memcpy(dh0, r->dh2.p + B * H, (size_t)(B * H) * sizeof(float)); /* slot (0+1)&1 */
+    if (dc0 && lstm) memcpy(dc0, r->dc.p, (size_t)(B * H) * sizeof(float));
+    if (!dx) return 0;
+
+    /* dX back to batch-major (and original time order), through the input mask. */
+    float *dxt = r->dxt.p;
     const int back = r->d.go_backwards;
     const float *imask = r->imask;
     int ntc = nnc_threads_for((double)TB * I * 4, B);
