@@ -329,19 +329,21 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
 
 /* ---------------------------------------------------------------- backward */
 
-/* acc[j] += column sums of x [rows x cols], in double (deterministic: every column summed by one
- * thread in row order). */
+/* acc[j] += column sums of x [rows x cols] (one time chunk; deterministic: every column summed by
+ * one thread in row order, in float, then added to the double accumulator). */
 static void rnn_colsum(const float *x, int64_t rows, int64_t cols, int64_t ldx, double *acc) {
     const int64_t CB = 64, ncb = (cols + CB - 1) / CB;
     int nt = nnc_threads_for((double)rows * cols * 8, ncb);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t cb = 0; cb < ncb; cb++) {
         int64_t j0 = cb * CB, n = NNC_MIN(CB, cols - j0);
-        double *a = acc + j0;
+        float part[64]; /* float within a chunk (vectorises; at most a few hundred rows) */
+        for (int64_t j = 0; j < n; j++) part[j] = 0.f;
         for (int64_t i = 0; i < rows; i++) {
             const float *xr = x + i * ldx + j0;
-            for (int64_t j = 0; j < n; j++) a[j] += (double)xr[j];
+            for (int64_t j = 0; j < n; j++) part[j] += xr[j];
         }
+        for (int64_t j = 0; j < n; j++) acc[j0 + j] += (double)part[j];
     }
 }
 

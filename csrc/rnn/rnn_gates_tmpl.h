@@ -24,6 +24,12 @@
 
 #define A NNC_RNN_ATTR
 #define FN NNC_RNN_FN
+/* The backward bodies take the activations as arguments and are inlined into a copy with the
+ * Keras defaults as constants (tanh, sigmoid): r_dact's switch then folds away and the unit loops
+ * vectorise; other activations take the generic copy. */
+#define BODY static inline __attribute__((always_inline)) A void
+#define T_ NNC_ACT_TANH
+#define S_ NNC_ACT_SIGMOID
 
 /* exp(x) with a degree-6 polynomial after range reduction (Cephes expf constants), rel. error
  * about 2 ulp; x clamped so that 2^n stays a normal float. */
@@ -95,6 +101,12 @@ static inline A float FN(r_dact)(int act, float y) {
 A void FN(nnc_rnn_lstm_fwd)(int64_t rows, int64_t H, int act, int ract, float *restrict g,
                             const float *restrict cp, float *restrict c, float *restrict tc,
                             float *restrict h) {
+#ifdef NNC_RNN_LSTM_FWD_TS /* the ISA's hand-vectorised one-pass kernel for tanh / sigmoid */
+    if (act == T_ && ract == S_) {
+        NNC_RNN_LSTM_FWD_TS(rows, H, g, cp, c, tc, h);
+        return;
+    }
+#endif
     for (int64_t r = 0; r < rows; r++) {
         float *gi = g + r * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
         const float *cpr = cp + r * H;
@@ -114,10 +126,10 @@ A void FN(nnc_rnn_lstm_fwd)(int64_t rows, int64_t H, int act, int ract, float *r
 
 /* dh: gradient w.r.t. h_t from the step above (ld H); dy (ld ldy, may be NULL) is added.
  * dc: in dc_{t+1} contribution, out the one for c_{t-1}. dg: pre-activation gradients. */
-A void FN(nnc_rnn_lstm_bwd)(int64_t rows, int64_t H, int act, int ract, const float *restrict g,
-                            const float *restrict cp, const float *restrict tc,
-                            const float *restrict dh, const float *restrict dy, int64_t ldy,
-                            float *restrict dc, float *restrict dg) {
+BODY FN(lstm_bwd_body)(int64_t rows, int64_t H, int act, int ract, const float *restrict g,
+                      const float *restrict cp, const float *restrict tc,
+                      const float *restrict dh, const float *restrict dy, int64_t ldy,
+                      float *restrict dc, float *restrict dg) {
     for (int64_t r = 0; r < rows; r++) {
         const float *gi = g + r * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
         const float *cpr = cp + r * H, *tcr = tc + r * H, *dhr = dh + r * H;
@@ -155,6 +167,12 @@ A void FN(nnc_rnn_lstm_bwd)(int64_t rows, int64_t H, int act, int ract, const fl
 A void FN(nnc_rnn_gru_fwd)(int64_t rows, int64_t H, int act, int ract, float *restrict g,
                            const float *restrict gh, const float *restrict hp,
                            float *restrict ghh, float *restrict h) {
+#ifdef NNC_RNN_GRU_FWD_TS
+    if (act == T_ && ract == S_) {
+        NNC_RNN_GRU_FWD_TS(rows, H, g, gh, hp, ghh, h);
+        return;
+    }
+#endif
     for (int64_t r = 0; r < rows; r++) {
         float *gz = g + r * 3 * H, *gr = gz + H, *gc = gz + 2 * H;
         const float *hz = gh + r * 3 * H, *hc = hz + 2 * H; /* z and r summed together below */
@@ -173,10 +191,10 @@ A void FN(nnc_rnn_gru_fwd)(int64_t rows, int64_t H, int act, int ract, float *re
 
 /* dgx, dgh: pre-activation gradients of the input and recurrent projections; dhp (out): the
  * direct part dh * z of the gradient w.r.t. h_{t-1} (the GEMM adds dgh U^T to it). */
-A void FN(nnc_rnn_gru_bwd)(int64_t rows, int64_t H, int act, int ract, const float *restrict g,
-                           const float *restrict ghh, const float *restrict hp,
-                           const float *restrict dh, const float *restrict dy, int64_t ldy,
-                           float *restrict dgx, float *restrict dgh, float *restrict dhp) {
+BODY FN(gru_bwd_body)(int64_t rows, int64_t H, int act, int ract, const float *restrict g,
+                     const float *restrict ghh, const float *restrict hp,
+                     const float *restrict dh, const float *restrict dy, int64_t ldy,
+                     float *restrict dgx, float *restrict dgh, float *restrict dhp) {
     for (int64_t r = 0; r < rows; r++) {
         const float *gz = g + r * 3 * H, *gr = gz + H, *gc = gz + 2 * H;
         const float *ghr = ghh + r * H, *hpr = hp + r * H, *dhr = dh + r * H;
@@ -228,10 +246,10 @@ A void FN(nnc_rnn_gru2_fwd2)(int64_t rows, int64_t H, int act, float *restrict g
 }
 
 /* Backward part 1: dg_z, dg_h and dhp = dh * z. */
-A void FN(nnc_rnn_gru2_bwd1)(int64_t rows, int64_t H, int act, int ract, const float *restrict g,
-                             const float *restrict hp, const float *restrict dh,
-                             const float *restrict dy, int64_t ldy, float *restrict dg,
-                             float *restrict dhp) {
+BODY FN(gru2_bwd1_body)(int64_t rows, int64_t H, int act, int ract, const float *restrict g,
+                       const float *restrict hp, const float *restrict dh,
+                       const float *restrict dy, int64_t ldy, float *restrict dg,
+                       float *restrict dhp) {
     for (int64_t r = 0; r < rows; r++) {
         const float *gz = g + r * 3 * H, *gc = gz + 2 * H;
         const float *hpr = hp + r * H, *dhr = dh + r * H;
@@ -248,9 +266,9 @@ A void FN(nnc_rnn_gru2_bwd1)(int64_t rows, int64_t H, int act, int ract, const f
 }
 
 /* Backward part 2, after drh = dg_h U_h^T: dg_r = drh * h_{t-1} * r', dhp += drh * r. */
-A void FN(nnc_rnn_gru2_bwd2)(int64_t rows, int64_t H, int ract, const float *restrict g,
-                             const float *restrict hp, const float *restrict drh,
-                             float *restrict dg, float *restrict dhp) {
+BODY FN(gru2_bwd2_body)(int64_t rows, int64_t H, int ract, const float *restrict g,
+                       const float *restrict hp, const float *restrict drh,
+                       float *restrict dg, float *restrict dhp) {
     for (int64_t r = 0; r < rows; r++) {
         const float *gr = g + r * 3 * H + H;
         const float *hpr = hp + r * H, *drr = drh + r * H;
@@ -271,9 +289,9 @@ A void FN(nnc_rnn_simple_fwd)(int64_t rows, int64_t H, int act, float *restrict 
     memcpy(h, g, (size_t)(rows * H) * sizeof(float));
 }
 
-A void FN(nnc_rnn_simple_bwd)(int64_t rows, int64_t H, int act, const float *restrict hcur,
-                              const float *restrict dh, const float *restrict dy, int64_t ldy,
-                              float *restrict dg) {
+BODY FN(simple_bwd_body)(int64_t rows, int64_t H, int act, const float *restrict hcur,
+                        const float *restrict dh, const float *restrict dy, int64_t ldy,
+                        float *restrict dg) {
     for (int64_t r = 0; r < rows; r++) {
         const float *hr = hcur + r * H, *dhr = dh + r * H;
         const float *dyr = dy ? dy + r * ldy : NULL;
@@ -283,6 +301,45 @@ A void FN(nnc_rnn_simple_bwd)(int64_t rows, int64_t H, int act, const float *res
             dgr[j] = dhv * FN(r_dact)(act, hr[j]);
         }
     }
+}
+
+A void FN(nnc_rnn_lstm_bwd)(int64_t rows, int64_t H, int act, int ract, const float *restrict g,
+                            const float *restrict cp, const float *restrict tc,
+                            const float *restrict dh, const float *restrict dy, int64_t ldy,
+                            float *restrict dc, float *restrict dg) {
+    if (act == T_ && ract == S_) FN(lstm_bwd_body)(rows, H, T_, S_, g, cp, tc, dh, dy, ldy, dc, dg);
+    else FN(lstm_bwd_body)(rows, H, act, ract, g, cp, tc, dh, dy, ldy, dc, dg);
+}
+
+A void FN(nnc_rnn_gru_bwd)(int64_t rows, int64_t H, int act, int ract, const float *restrict g,
+                           const float *restrict ghh, const float *restrict hp,
+                           const float *restrict dh, const float *restrict dy, int64_t ldy,
+                           float *restrict dgx, float *restrict dgh, float *restrict dhp) {
+    if (act == T_ && ract == S_)
+        FN(gru_bwd_body)(rows, H, T_, S_, g, ghh, hp, dh, dy, ldy, dgx, dgh, dhp);
+    else FN(gru_bwd_body)(rows, H, act, ract, g, ghh, hp, dh, dy, ldy, dgx, dgh, dhp);
+}
+
+A void FN(nnc_rnn_gru2_bwd1)(int64_t rows, int64_t H, int act, int ract, const float *restrict g,
+                             const float *restrict hp, const float *restrict dh,
+                             const float *restrict dy, int64_t ldy, float *restrict dg,
+                             float *restrict dhp) {
+    if (act == T_ && ract == S_) FN(gru2_bwd1_body)(rows, H, T_, S_, g, hp, dh, dy, ldy, dg, dhp);
+    else FN(gru2_bwd1_body)(rows, H, act, ract, g, hp, dh, dy, ldy, dg, dhp);
+}
+
+A void FN(nnc_rnn_gru2_bwd2)(int64_t rows, int64_t H, int ract, const float *restrict g,
+                             const float *restrict hp, const float *restrict drh,
+                             float *restrict dg, float *restrict dhp) {
+    if (ract == S_) FN(gru2_bwd2_body)(rows, H, S_, g, hp, drh, dg, dhp);
+    else FN(gru2_bwd2_body)(rows, H, ract, g, hp, drh, dg, dhp);
+}
+
+A void FN(nnc_rnn_simple_bwd)(int64_t rows, int64_t H, int act, const float *restrict hcur,
+                              const float *restrict dh, const float *restrict dy, int64_t ldy,
+                              float *restrict dg) {
+    if (act == T_) FN(simple_bwd_body)(rows, H, T_, hcur, dh, dy, ldy, dg);
+    else FN(simple_bwd_body)(rows, H, act, hcur, dh, dy, ldy, dg);
 }
 
 /* Elementwise activation of a whole block (tests / reference use). */
@@ -296,3 +353,6 @@ const nnc_rnn_kernels FN(nnc_rnn_kernels) = {
 
 #undef A
 #undef FN
+#undef BODY
+#undef T_
+#undef S_
