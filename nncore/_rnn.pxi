@@ -135,6 +135,16 @@ def rnn_activation(int act, cnp.ndarray x):
 
 
 cdef extern from "nncore/nnc.h" nogil:
+    int64_t nnc_rnn_set_time_chunk(int64_t steps)
+
+
+def rnn_set_time_chunk(int64_t steps):
+    """Tests: steps per time chunk of the recurrent forward/backward (0 = automatic). Returns the
+    previous setting."""
+    return nnc_rnn_set_time_chunk(steps)
+
+
+cdef extern from "nncore/nnc.h" nogil:
     nnc_node *nnc_rnn_node_new(const nnc_rnn_desc *d, int64_t T, float dropout,
                                float recurrent_dropout, uint64_t seed, float *params, float *grads)
     nnc_node *nnc_birnn_node_new(const nnc_rnn_desc *fw, const nnc_rnn_desc *bw, int64_t T,

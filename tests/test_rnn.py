@@ -173,6 +173,73 @@ def test_threads_bitwise(isa, force_threads, rng, cell, B):
         np.testing.assert_array_equal(a, c)
 
 
+@pytest.fixture
+def time_chunk(request):
+    """Forces the recurrent kernels' time chunk (steps) so that short sequences cross chunks."""
+    old = K.rnn_set_time_chunk(request.param)
+    yield request.param
+    K.rnn_set_time_chunk(old)
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("time_chunk", [1, 3], indirect=True)
+def test_time_chunks_gradients(isa, rng, cell, time_chunk):
+    """Chunked projection / weight gradients (chunk boundaries inside the sequence, a short last
+    chunk, go_backwards and masks) against central differences and the unchunked result."""
+    kind, G, ra = cell
+    B, T, I, H = 3, 7, 3, 5
+    W, U, b = make_weights(rng, kind, G, ra, I, H)
+    x = rng.standard_normal((B, T, I)).astype(np.float32)
+    n = 2 if kind == "lstm" else 1
+    states = [(rng.standard_normal((B, H)) * 0.5).astype(np.float32) for _ in range(n)]
+    im = (rng.random((B, I)) > 0.3).astype(np.float32) / 0.7
+    rm = (rng.random((B, H)) > 0.3).astype(np.float32) / 0.7
+    out, ctx = call(kind, x, W, U, b, ra, initial_state=states, return_sequences=True,
+                    return_state=True, return_context=True, go_backwards=True,
+                    dropout_mask=im, recurrent_dropout_mask=rm)
+    R = rng.standard_normal(out[0].shape)
+    Rs = [rng.standard_normal((B, H)) for _ in range(n)]
+    ours = list(ctx.backward(R, Rs))
+    ours = ours[:4] + ours[4]
+    fd = _fd_grads(kind, ra, x, W, U, b, states, R, Rs,
+                   dict(go_backwards=True, imask=im, rmask=rm))
+    for name, a, e in zip(["x", "W", "U", "b"] + ["h0", "c0"][:n], ours, fd):
+        np.testing.assert_allclose(a, e, rtol=2e-3, atol=2e-4, err_msg=name)
+    old = K.rnn_set_time_chunk(0)
+    try:
+        out2, ctx2 = call(kind, x, W, U, b, ra, initial_state=states, return_sequences=True,
+                          return_state=True, return_context=True, go_backwards=True,
+                          dropout_mask=im, recurrent_dropout_mask=rm)
+        whole = list(ctx2.backward(R, Rs))
+    finally:
+        K.rnn_set_time_chunk(old)
+    for a, c in zip(out, out2):  # the forward's per-row arithmetic does not depend on chunking
+        np.testing.assert_array_equal(a, c)
+    for a, c in zip(ours, whole[:4] + whole[4]):
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("time_chunk", [2], indirect=True)
+def test_time_chunks_threads_bitwise(isa, force_threads, rng, cell, time_chunk):
+    kind, G, ra = cell
+    B, T, I, H = 32, 5, 7, 19
+    W, U, b = make_weights(rng, kind, G, ra, I, H)
+    x = rng.standard_normal((B, T, I)).astype(np.float32)
+    R = rng.standard_normal((B, T, H)).astype(np.float32)
+
+    def go():
+        (y, *st), ctx = call(kind, x, W, U, b, ra, return_sequences=True, return_state=True,
+                             return_context=True)
+        dx, dW, dU, db, dst = ctx.backward(R)
+        return [y, *st, dx, dW, dU, db, *dst]
+
+    one = run_threads(go, 1)
+    two = run_threads(go, 2)
+    for a, c in zip(one, two):
+        np.testing.assert_array_equal(a, c)
+
+
 # ------------------------------------------------------------------------- torch parity
 
 def _torch_module(torch, kind, I, H, rng):

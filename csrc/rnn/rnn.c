@@ -136,7 +136,16 @@ void nnc_rnn_free(nnc_rnn *r) {
  * and dX run after each chunk of steps on that chunk's gate gradients, which therefore never
  * leave L2 and need a buffer of one chunk only. About 128 KiB of gates per chunk; depends only
  * on B and G*H (determinism). */
+static int64_t g_tchunk_override; /* tests: force short chunks so small problems cross them */
+
+int64_t nnc_rnn_set_time_chunk(int64_t steps) {
+    int64_t old = g_tchunk_override;
+    g_tchunk_override = steps > 0 ? steps : 0;
+    return old;
+}
+
 static int64_t rnn_tchunk(int64_t B, int64_t GH) {
+    if (g_tchunk_override > 0) return g_tchunk_override;
     int64_t tc = (int64_t)65536 / (B * GH);
     return tc < 2 ? 2 : tc;
 }

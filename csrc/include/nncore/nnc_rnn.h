@@ -59,6 +59,9 @@ int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float 
 
 /* Elementwise activation with the RNN kernels' own sigmoid/tanh (tests). */
 int nnc_rnn_activation(int act, float *x, int64_t n);
+/* Steps per time chunk of forward/backward (0 = automatic, from B and G*H); for tests, so that
+ * small problems cross chunk boundaries. Returns the previous setting. Not thread-safe. */
+int64_t nnc_rnn_set_time_chunk(int64_t steps);
 
 /* Engine nodes. in_size = T*I, out_size = T*H (return_sequences) or H. params = W, U, b
  * (Keras order, C-contiguous). dropout / recurrent_dropout draw a fresh mask per training
