@@ -57,7 +57,6 @@ struct nnc_rnn {
     rbuf dg, dgh, dh2, dc, drh, dxt;
     rbuf dbacc; /* double column-sum accumulators of db (2*GH doubles) */
     int64_t B, T;
-    int64_t dg_row0; /* dg / dgh hold only the rows of the current time chunk, from this row */
     int have_fwd;
     const float *imask, *rmask;
 };
@@ -299,21 +298,35 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
     const int64_t nch = rnn_chunks(B), tc = rnn_tchunk(B, GH);
     const double flops = 2.0 * (double)TB * H * GH;
     nnc_epilogue ep = {r->b, NNC_ACT_LINEAR, 0.f};
-    for (int64_t t0 = 0; t0 < T && !st; t0 += tc) {
-        const int64_t t1 = NNC_MIN(T, t0 + tc);
-        st = nnc_sgemm(0, 0, (t1 - t0) * B, GH, I, 1.0f, xt + t0 * B * I, I, r->W, GH, 0.0f,
-                       r->g.p + t0 * B * GH, GH, r->b ? &ep : NULL, 0);
-        if (st) break;
-        if (nch > 1) {
-            int nt = nnc_threads_for(flops, nch);
-#pragma omp parallel for num_threads(nt) schedule(static)
+    if (nch > 1) {
+        /* One parallel region for the whole sequence (no fork/join per chunk): per chunk the
+         * projection in nch row blocks, then every batch chunk's recurrence on one thread. The
+         * blocks depend only on B, and GEMM rows never depend on how M is split. */
+        int nt = nnc_threads_for(flops, nch);
+#pragma omp parallel num_threads(nt)
+        for (int64_t t0 = 0; t0 < T; t0 += tc) {
+            const int64_t t1 = NNC_MIN(T, t0 + tc), m = (t1 - t0) * B;
+#pragma omp for schedule(static)
+            for (int64_t c = 0; c < nch; c++) {
+                int64_t m0 = c * m / nch, m1 = (c + 1) * m / nch;
+                RNN_ERR(st, nnc_sgemm(0, 0, m1 - m0, GH, I, 1.0f, xt + (t0 * B + m0) * I, I, r->W,
+                                      GH, 0.0f, r->g.p + (t0 * B + m0) * GH, GH,
+                                      r->b ? &ep : NULL, 1));
+            }
+#pragma omp for schedule(static)
             for (int64_t c = 0; c < nch; c++) {
                 int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
                 for (int64_t t = t0; t < t1; t++) RNN_ERR(st, fwd_step(r, k, t, r0, r1 - r0, 1));
             }
-        } else {
-            for (int64_t t = t0; t < t1 && !st; t++) st = fwd_step(r, k, t, 0, B, 0);
         }
+        if (st) return st;
+    }
+    for (int64_t t0 = 0; t0 < T && !st && nch == 1; t0 += tc) {
+        const int64_t t1 = NNC_MIN(T, t0 + tc);
+        st = nnc_sgemm(0, 0, (t1 - t0) * B, GH, I, 1.0f, xt + t0 * B * I, I, r->W, GH, 0.0f,
+                       r->g.p + t0 * B * GH, GH, r->b ? &ep : NULL, 0);
+        if (st) break;
+        for (int64_t t = t0; t < t1 && !st; t++) st = fwd_step(r, k, t, 0, B, 0);
     }
     if (st) return st;
 
@@ -340,9 +353,10 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
 
 /* acc[j] += column sums of x [rows x cols] (one time chunk; deterministic: every column summed by
  * one thread in row order, in float, then added to the double accumulator). */
-static void rnn_colsum(const float *x, int64_t rows, int64_t cols, int64_t ldx, double *acc) {
+static void rnn_colsum(const float *x, int64_t rows, int64_t cols, int64_t ldx, double *acc,
+                       int nth) {
     const int64_t CB = 64, ncb = (cols + CB - 1) / CB;
-    int nt = nnc_threads_for((double)rows * cols * 8, ncb);
+    int nt = nth > 0 ? nth : nnc_threads_for((double)rows * cols * 8, ncb);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t cb = 0; cb < ncb; cb++) {
         int64_t j0 = cb * CB, n = NNC_MIN(CB, cols - j0);
@@ -359,12 +373,12 @@ static void rnn_colsum(const float *x, int64_t rows, int64_t cols, int64_t ldx, 
 /* One backward step t for rows [r0, r0 + nr): consumes dh (gradient w.r.t. h_t, without dy),
  * writes dg[t] and the gradient w.r.t. h_{t-1} into dhn. */
 static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0, int64_t nr,
-                    const float *dyseq, int nth) {
+                    const float *dyseq, int64_t dg_row0, int nth) {
     const int64_t B = r->B, T = r->T, H = r->H, GH = r->GH;
     const int act = r->d.act, ract = r->d.rec_act;
     const int64_t row = t * B + r0;
     const float *g_t = r->g.p + row * GH;
-    float *dg_t = r->dg.p + (row - r->dg_row0) * GH;
+    float *dg_t = r->dg.p + (row - dg_row0) * GH;
     const float *hp = (r->rmask ? r->hm.p : r->hs.p) + row * H;
     float *dh = r->dh2.p + ((t & 1) * B + r0) * H;        /* in: dL/dh_t */
     float *dhn = r->dh2.p + (((t + 1) & 1) * B + r0) * H; /* out: dL/dh_{t-1} */
@@ -383,7 +397,7 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
         break;
     default:
         if (r->d.reset_after) {
-            float *dgh_t = r->dgh.p + (row - r->dg_row0) * GH;
+            float *dgh_t = r->dgh.p + (row - dg_row0) * GH;
             k->gru_bwd(nr, H, act, ract, g_t, r->aux.p + row * H, hp, dh, dy, ldy, dg_t, dgh_t,
                        dhn);
             st = nnc_sgemm_packed(0, nr, H, GH, 1.0f, dgh_t, GH, r->UTp, 1.0f, dhn, H, NULL, nth);
@@ -400,6 +414,40 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
     if (r->rmask) { /* the cell saw h_{t-1} * mask */
         const float *rm = r->rmask + r0 * H;
         for (int64_t i = 0; i < nr * H; i++) dhn[i] *= rm[i];
+    }
+    return st;
+}
+
+/* The weight-gradient work of time chunk [t0, t1) (its gate gradients in dg / dgh): task 0 the
+ * dU GEMM(s), task 1 dW, db and dX; task -1 both. Threads: nth as for nnc_sgemm. */
+static int chunk_grads(nnc_rnn *r, int task, int64_t t0, int64_t t1, float *dW, float *dU,
+                       double *dbacc, int with_dx, int nth) {
+    const int64_t B = r->B, H = r->H, I = r->I, GH = r->GH, n = (t1 - t0) * B;
+    const int ra = r->d.cell == NNC_RNN_GRU && r->d.reset_after;
+    const float beta = t1 == r->T ? 0.0f : 1.0f;
+    const float *dg = r->dg.p, *xc = r->xt.p + t0 * B * I;
+    const float *hc = (r->rmask ? r->hm.p : r->hs.p) + t0 * B * H;
+    int st = 0;
+    if (task <= 0 && dU) {
+        if (ra) {
+            st |= nnc_sgemm(1, 0, H, GH, n, 1.0f, hc, H, r->dgh.p, GH, beta, dU, GH, NULL, nth);
+        } else if (gru2(r)) {
+            st |= nnc_sgemm(1, 0, H, 2 * H, n, 1.0f, hc, H, dg, GH, beta, dU, GH, NULL, nth);
+            st |= nnc_sgemm(1, 0, H, H, n, 1.0f, r->aux.p + t0 * B * H, H, dg + 2 * H, GH, beta,
+                            dU + 2 * H, GH, NULL, nth);
+        } else {
+            st |= nnc_sgemm(1, 0, H, GH, n, 1.0f, hc, H, dg, GH, beta, dU, GH, NULL, nth);
+        }
+    }
+    if (task != 0) {
+        if (dW) st |= nnc_sgemm(1, 0, I, GH, n, 1.0f, xc, I, dg, GH, beta, dW, GH, NULL, nth);
+        if (dbacc) {
+            rnn_colsum(dg, n, GH, GH, dbacc, nth);
+            if (ra) rnn_colsum(r->dgh.p, n, GH, GH, dbacc + GH, nth);
+        }
+        if (with_dx)
+            st |= nnc_sgemm(0, 1, n, I, GH, 1.0f, dg, GH, r->W, GH, 0.0f, r->dxt.p + t0 * B * I, I,
+                            NULL, nth);
     }
     return st;
 }
@@ -432,45 +480,36 @@ int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float 
     const int64_t nch = rnn_chunks(B), tc = rnn_tchunk(B, GH);
     const double flops = 2.0 * (double)TB * H * GH;
     const int ra = r->d.cell == NNC_RNN_GRU && r->d.reset_after;
-    const float *hprev = r->rmask ? r->hm.p : r->hs.p;
     double *dbacc = (double *)r->dbacc.p;
     const int64_t nbias = ra ? 2 * GH : GH;
     if (db)
         for (int64_t j = 0; j < nbias; j++) dbacc[j] = 0.0;
-    for (int64_t t1 = T; t1 > 0 && !st; ) {
-        const int64_t t0 = ((t1 - 1) / tc) * tc, n = (t1 - t0) * B;
-        const float beta = t1 == T ? 0.0f : 1.0f;
-        r->dg_row0 = t0 * B;
-        if (nch > 1) {
-            int nt = nnc_threads_for(flops, nch);
-#pragma omp parallel for num_threads(nt) schedule(static)
+    double *dba = db ? dbacc : NULL;
+    if (nch > 1) {
+        /* One parallel region for the whole sequence: per chunk every batch chunk's recurrence on
+         * one thread, then the two weight-gradient tasks side by side, each single-threaded (so
+         * their arithmetic is the same for any thread count). */
+        int nt = nnc_threads_for(flops, nch);
+#pragma omp parallel num_threads(nt)
+        for (int64_t t1 = T; t1 > 0; t1 = ((t1 - 1) / tc) * tc) {
+            const int64_t t0 = ((t1 - 1) / tc) * tc;
+#pragma omp for schedule(static)
             for (int64_t c = 0; c < nch; c++) {
                 int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
                 for (int64_t t = t1 - 1; t >= t0; t--)
-                    RNN_ERR(st, bwd_step(r, k, t, r0, r1 - r0, dyseq, 1));
+                    RNN_ERR(st, bwd_step(r, k, t, r0, r1 - r0, dyseq, t0 * B, 1));
             }
-        } else {
-            for (int64_t t = t1 - 1; t >= t0 && !st; t--) st = bwd_step(r, k, t, 0, B, dyseq, 0);
+#pragma omp for schedule(static)
+            for (int task = 0; task < 2; task++)
+                RNN_ERR(st, chunk_grads(r, task, t0, t1, dW, dU, dba, dx != NULL, 1));
         }
-        if (st) break;
-        const float *dg = r->dg.p, *xc = r->xt.p + t0 * B * I, *hc = hprev + t0 * B * H;
-        if (dW) st |= nnc_sgemm(1, 0, I, GH, n, 1.0f, xc, I, dg, GH, beta, dW, GH, NULL, 0);
-        if (ra) {
-            if (dU) st |= nnc_sgemm(1, 0, H, GH, n, 1.0f, hc, H, r->dgh.p, GH, beta, dU, GH, NULL, 0);
-            if (db) rnn_colsum(r->dgh.p, n, GH, GH, dbacc + GH);
-        } else if (dU) {
-            if (gru2(r)) {
-                st |= nnc_sgemm(1, 0, H, 2 * H, n, 1.0f, hc, H, dg, GH, beta, dU, GH, NULL, 0);
-                st |= nnc_sgemm(1, 0, H, H, n, 1.0f, r->aux.p + t0 * B * H, H, dg + 2 * H, GH,
-                                beta, dU + 2 * H, GH, NULL, 0);
-            } else {
-                st |= nnc_sgemm(1, 0, H, GH, n, 1.0f, hc, H, dg, GH, beta, dU, GH, NULL, 0);
-            }
+    } else {
+        for (int64_t t1 = T; t1 > 0 && !st; t1 = ((t1 - 1) / tc) * tc) {
+            const int64_t t0 = ((t1 - 1) / tc) * tc;
+            for (int64_t t = t1 - 1; t >= t0 && !st; t--)
+                st = bwd_step(r, k, t, 0, B, dyseq, t0 * B, 0);
+            if (!st) st = chunk_grads(r, -1, t0, t1, dW, dU, dba, dx != NULL, 0);
         }
-        if (db) rnn_colsum(dg, n, GH, GH, dbacc);
-        if (dx) st |= nnc_sgemm(0, 1, n, I, GH, 1.0f, dg, GH, r->W, GH, 0.0f, r->dxt.p + t0 * B * I,
-                                I, NULL, 0);
-        t1 = t0;
     }
     if (st) return st;
     if (db)
