@@ -238,6 +238,22 @@ def test_time_chunks_threads_bitwise(isa, force_threads, rng, cell, time_chunk):
     two = run_threads(go, 2)
     for a, c in zip(one, two):
         np.testing.assert_array_equal(a, c)
+    # the batch-split path (two batch chunks, weight-gradient tasks side by side, dU split by
+    # columns) against per-sample runs (one row: the unsplit path): dW, dU, db are the sums
+    y = one[0]
+    nst = 2 if kind == "lstm" else 1
+    dx, dW, dU, db = one[1 + nst:5 + nst]
+    acc = [np.zeros_like(a, dtype=np.float64) for a in (dW, dU, db)]
+    for i in range(B):
+        (yi, *_), ci = call(kind, x[i:i + 1], W, U, b, ra, return_sequences=True,
+                            return_state=True, return_context=True)
+        dxi, dWi, dUi, dbi, _ = ci.backward(R[i:i + 1])
+        np.testing.assert_allclose(yi[0], y[i], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(dxi[0], dx[i], rtol=1e-4, atol=1e-5)
+        for s_, g in zip(acc, (dWi, dUi, dbi)):
+            s_ += g
+    for name, a, e in zip("WUb", (dW, dU, db), acc):
+        np.testing.assert_allclose(a, e, rtol=1e-4, atol=1e-4, err_msg=name)
 
 
 # ------------------------------------------------------------------------- torch parity
