@@ -10,6 +10,9 @@ Cases:
   - predict latency for one sequence of 30 steps through the stack.
 
 nncore runs through its engine (Sequential: predict / gradients / fit), i.e. what a user gets.
+fwd+bwd is the weight gradient of one batch (the engine's gradient call without an input
+gradient, as in fit); torch's input does not require grad either. The NumPy baseline's backward
+gets dX of the first layer for free from its fused per-step matmul.
     python bench/bench_rnn.py [--quick] [--threads 1,2] [--no-torch]
 """
 import os
@@ -65,7 +68,10 @@ def stack_cases(b, kind, T, F, B=32):
     t = rng.standard_normal((B, 32)).astype(np.float32)
     m = our_stack(kind, T, F)
     ours_f = lambda: m.predict_on_batch(x)  # noqa: E731
-    ours_fb = lambda: m._gradients(x, t)  # noqa: E731
+    # Weight gradients of one batch (forward, loss, backward), as a training step needs them: like
+    # torch with an input that does not require grad, the first layer's dX is not computed.
+    X, Y, _ = m._prepare_data(x, t)
+    ours_fb = lambda: m._seq.gradients(X, Y, None, None)  # noqa: E731
     npm = NumpyStack(NumpyLSTM if kind == "lstm" else NumpyGRU, F, 64, 32, rng)
     np_f = lambda: npm.forward(x)  # noqa: E731
     np_fb = lambda: npm.forward_backward(x, t)  # noqa: E731
