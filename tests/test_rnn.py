@@ -221,9 +221,10 @@ def test_time_chunks_gradients(isa, rng, cell, time_chunk):
 
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 @pytest.mark.parametrize("time_chunk", [2], indirect=True)
-def test_time_chunks_threads_bitwise(isa, force_threads, rng, cell, time_chunk):
+@pytest.mark.parametrize("I,H", [(7, 19), (60, 17)])  # dU split by columns; dU and dW split
+def test_time_chunks_threads_bitwise(isa, force_threads, rng, cell, time_chunk, I, H):
     kind, G, ra = cell
-    B, T, I, H = 32, 5, 7, 19
+    B, T = 32, 5
     W, U, b = make_weights(rng, kind, G, ra, I, H)
     x = rng.standard_normal((B, T, I)).astype(np.float32)
     R = rng.standard_normal((B, T, H)).astype(np.float32)

@@ -419,9 +419,10 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
 }
 
 /* The weight-gradient work of time chunk [t0, t1) (its gate gradients in dg / dgh); task -1 all
- * of it. Two tasks of about equal flops: task 0 the first ns columns of dU, task 1 the rest of
- * dU, dW, db and dX (GRU reset_after=False: task 0 both dU GEMMs). ns depends only on the shapes,
- * and a GEMM's columns do not depend on how N is split. Threads: nth as for nnc_sgemm. */
+ * of it. Two tasks of about equal flops: task 0 the first columns of dU (and of dW when dU is
+ * under half), task 1 the rest, db and dX (GRU reset_after=False: both dU GEMMs in task 0). The
+ * split depends only on the shapes, and a GEMM's columns do not depend on how N is split.
+ * Threads: nth as for nnc_sgemm. */
 static int chunk_grads(nnc_rnn *r, int task, int64_t t0, int64_t t1, float *dW, float *dU,
                        double *dbacc, int with_dx, int nth) {
     const int64_t B = r->B, H = r->H, I = r->I, GH = r->GH, n = (t1 - t0) * B;
@@ -430,24 +431,37 @@ static int chunk_grads(nnc_rnn *r, int task, int64_t t0, int64_t t1, float *dW, 
     const float *dg = r->dg.p, *xc = r->xt.p + t0 * B * I;
     const float *hc = (r->rmask ? r->hm.p : r->hs.p) + t0 * B * H;
     int st = 0;
-    int64_t ns = task < 0 ? GH : ((H + 2 * I) * GH / (2 * H) + 16) / 32 * 32;
-    ns = NNC_MIN(ns, GH);
-    if (dU && !gru2(r)) {
+    /* Split point, in units of (rows x columns) of the three products: half of the work in
+     * task 0, which takes dU's columns first and then dW's (multiples of 32 columns). */
+    const int64_t wu = (dU && !gru2(r)) ? H : 0, ww = dW ? I : 0;
+    const int64_t half = ((wu + ww) * GH + (with_dx ? I * GH : 0)) / 2;
+    int64_t ns = GH, nw = 0;
+    if (task >= 0 && wu && wu * GH >= half) {
+        ns = NNC_MIN(GH, (half / wu + 16) / 32 * 32);
+    } else if (task >= 0 && ww) {
+        nw = NNC_MIN(GH, ((half - wu * GH) / ww + 16) / 32 * 32);
+    }
+    if (task < 0) nw = GH;
+    if (wu) {
         const float *dgu = ra ? r->dgh.p : dg;
         int64_t j0 = task == 1 ? ns : 0, j1 = task == 0 ? ns : GH;
         if (j1 > j0)
             st |= nnc_sgemm(1, 0, H, j1 - j0, n, 1.0f, hc, H, dgu + j0, GH, beta, dU + j0, GH, NULL,
                             nth);
     }
-    if (task <= 0 && dU) {
-        if (gru2(r)) {
-            st |= nnc_sgemm(1, 0, H, 2 * H, n, 1.0f, hc, H, dg, GH, beta, dU, GH, NULL, nth);
-            st |= nnc_sgemm(1, 0, H, H, n, 1.0f, r->aux.p + t0 * B * H, H, dg + 2 * H, GH, beta,
-                            dU + 2 * H, GH, NULL, nth);
-        }
+    if (task <= 0 && dU && gru2(r)) {
+        st |= nnc_sgemm(1, 0, H, 2 * H, n, 1.0f, hc, H, dg, GH, beta, dU, GH, NULL, nth);
+        st |= nnc_sgemm(1, 0, H, H, n, 1.0f, r->aux.p + t0 * B * H, H, dg + 2 * H, GH, beta,
+                        dU + 2 * H, GH, NULL, nth);
+    }
+    if (ww) {
+        int64_t j0 = task == 1 ? nw : 0, j1 = task == 0 ? nw : GH;
+        if (task < 0) j0 = 0, j1 = GH;
+        if (j1 > j0)
+            st |= nnc_sgemm(1, 0, I, j1 - j0, n, 1.0f, xc, I, dg + j0, GH, beta, dW + j0, GH, NULL,
+                            nth);
     }
     if (task != 0) {
-        if (dW) st |= nnc_sgemm(1, 0, I, GH, n, 1.0f, xc, I, dg, GH, beta, dW, GH, NULL, nth);
         if (dbacc) {
             rnn_colsum(dg, n, GH, GH, dbacc, nth);
             if (ra) rnn_colsum(r->dgh.p, n, GH, GH, dbacc + GH, nth);
