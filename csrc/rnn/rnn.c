@@ -2,21 +2,30 @@
  *
  * Layout: time-major inside. x [B,T,I] is transposed once to xt [T,B,I] (reversed in time for
  * go_backwards), so that
- *   - the input projection of all steps is ONE GEMM: g [T*B x GH] = xt W + b;
+ *   - the input projection of a run of steps is ONE GEMM: g [steps*B x GH] = xt W + b;
  *   - h is stored as hs [T+1, B, H] with h0 in slot 0, so "h_{t-1} for every step" is the
- *     contiguous matrix hs[0:T] and dU = Hprev^T dG is one GEMM with K = T*B;
+ *     contiguous matrix hs[0:T] and dU = Hprev^T dG is one GEMM per run of steps (K = steps*B);
  *   - the rows of one step are contiguous, so a batch chunk of a step is one plain sub-matrix.
  * Per step: one recurrent GEMM against U packed once per set_weights (accumulating into the
  * step's slice of g with beta = 1, or into a scratch for GRU reset_after where the recurrent
- * candidate part must stay separate), then one fused gate kernel (rnn_gates_tmpl.h) that writes
- * the workspace (activated gates, c, tanh(c), ...).
+ * candidate part must stay separate), then one fused gate kernel (rnn_gates_tmpl.h; one-pass
+ * AVX2/AVX-512 kernels for tanh/sigmoid) that writes the workspace (activated gates, c, ...).
+ *
+ * Time chunks (rnn_tchunk, ~256 KiB of gates, from B and G*H only): the input projection is one
+ * GEMM per chunk, run just before the chunk's recurrence, and backward runs the weight-gradient
+ * GEMMs (dW, dU: K = steps*B, beta = 1 after the first chunk), db and dX after each chunk, so
+ * gate pre-activations and gradients are consumed while in L2 (the whole-sequence versions of
+ * these GEMMs streamed megabytes through L3/DRAM and ran at a third of the speed at T = 60) and
+ * dg holds one chunk.
  *
  * Threads: the batch is cut into chunks whose number depends ONLY on B (a power of two, at
- * least 12 rows each); each chunk runs its whole recurrence with single-threaded GEMMs, so there
- * is no barrier per step, and the arithmetic of a row never depends on the thread count. When B
- * gives one chunk, each step GEMM is threaded instead (the GEMM splits N or M deterministically).
- * The merged GEMMs (projection, dW, dU, dX) are ordinary threaded GEMMs and db is a column sum
- * split over columns, so results are bitwise identical for any thread count.
+ * least 12 rows each); each chunk's recurrence runs on one thread with single-threaded GEMMs,
+ * inside ONE parallel region per forward/backward (per time chunk: the projection in row blocks,
+ * the batch chunks' steps, then the weight-gradient work as two column-split tasks of equal
+ * flops), so there is no barrier per step and no fork/join per chunk. A GEMM row never depends on
+ * how M is split and a column never on how N is split, so every result is bitwise the same for
+ * any thread count. When B gives one chunk, each step GEMM is threaded instead (the GEMM splits
+ * N or M deterministically), and so are the merged GEMMs. db: column sums in a fixed order.
  *
  * Buffers grow only (nnc_rnn_reserve); nothing is allocated per step. */
 #include "common/internal.h"
