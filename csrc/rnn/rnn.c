@@ -142,7 +142,7 @@ void nnc_rnn_free(nnc_rnn *r) {
 /* Steps per time chunk. Forward: the input projection is done one chunk at a time, just before
  * the recurrence reads it, so its rows are still in L2. Backward: the weight-gradient GEMMs, db
  * and dX run after each chunk of steps on that chunk's gate gradients, which therefore never
- * leave L2 and need a buffer of one chunk only. About 128 KiB of gates per chunk; depends only
+ * leave L2 and need a buffer of one chunk only. About 256 KiB of gates per chunk; depends only
  * on B and G*H (determinism). */
 static int64_t g_tchunk_override; /* tests: force short chunks so small problems cross them */
 
