@@ -13,7 +13,7 @@
  * whole images so writes never collide.
  * Backward weights: dW = sum over chunks of col(x)^T dz, chunks in order, the GEMM splitting
  * dW's rows or columns (never the pixel sum). */
-#include "../common/internal.h"
+#include "conv_internal.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -34,7 +34,14 @@ struct nnc_conv2d {
     int bwd_dirty;
     float *scratch;
     size_t scratch_n;     /* floats */
+    nnc_wino *wino;       /* Winograd forward (winograd.c), NULL where it does not apply */
+    nnc_wino *winob;      /* Winograd backward data (forward conv gb of dz) */
 };
+
+/* Winograd on/off for the whole process (tests compare it with the im2col path). */
+static volatile int g_wino_on = 1;
+void nnc_conv2d_set_winograd(int on) { g_wino_on = on != 0; }
+int nnc_conv2d_get_winograd(void) { return g_wino_on; }
 
 static int64_t chunk_rows(int64_t k, int64_t bytes) {
     /* Rows whose k-float rows fit in `bytes`, a multiple of 24 (any GEMM MR of 4/6/8/12). */
@@ -78,6 +85,15 @@ nnc_conv2d *nnc_conv2d_new(const nnc_conv2d_geom *g) {
     } else {
         c->wbp = nnc_packed_new(g->F, c->Kc);
     }
+    if (nnc_wino_applies(g) && !(c->wino = nnc_wino_new(g->C, g->F))) {
+        nnc_conv2d_free(c);
+        return NULL;
+    }
+    if (c->stride1 && !c->pointwise && nnc_wino_applies(&c->gb) &&
+        !(c->winob = nnc_wino_new(g->F, g->C))) {
+        nnc_conv2d_free(c);
+        return NULL;
+    }
     if (!c->wp || !c->wbp || (c->stride1 && !c->wflip)) {
         nnc_conv2d_free(c);
         return NULL;
@@ -92,6 +108,8 @@ void nnc_conv2d_free(nnc_conv2d *c) {
     nnc_packed_free(c->wbp);
     nnc_free(c->wflip);
     nnc_free(c->scratch);
+    nnc_wino_free(c->wino);
+    nnc_wino_free(c->winob);
     nnc_free(c);
 }
 
@@ -115,6 +133,9 @@ static size_t scratch_need(const nnc_conv2d *c, int T) {
     if (b > m) m = b;
     if (d > m) m = d;
     if (e > m) m = e;
+    if (c->wino && (size_t)T * nnc_wino_scratch(g) > m) m = (size_t)T * nnc_wino_scratch(g);
+    if (c->winob && (size_t)T * nnc_wino_scratch(&c->gb) > m)
+        m = (size_t)T * nnc_wino_scratch(&c->gb);
     return m;
 }
 
@@ -127,7 +148,9 @@ int nnc_conv2d_reserve(nnc_conv2d *c, int64_t batch) {
 int nnc_conv2d_set_weights(nnc_conv2d *c, const float *w) {
     c->w = w;
     c->bwd_dirty = 1;
-    return nnc_pack_b(c->wp, w, c->g.F, 0);
+    int st = nnc_pack_b(c->wp, w, c->g.F, 0);
+    if (!st && c->wino) st = nnc_wino_set_weights(c->wino, w);
+    return st;
 }
 
 static int pack_backward(nnc_conv2d *c) {
@@ -145,6 +168,7 @@ static int pack_backward(nnc_conv2d *c) {
                     for (int64_t f = 0; f < F; f++) dst[f * C + ci] = src[ci * F + f];
             }
         st = nnc_pack_b(c->wbp, c->wflip, C, 0);
+        if (!st && c->winob) st = nnc_wino_set_weights(c->winob, c->wflip);
     } else {
         st = nnc_pack_b(c->wbp, c->w, g->F, 1); /* op(B) = W^T, [F x Kc] */
     }
@@ -244,6 +268,7 @@ int nnc_conv2d_forward(nnc_conv2d *c, const float *x, int64_t N, const float *bi
                                 &ep, nthreads);
     int st = grow(c, scratch_need(c, threads_setting(nthreads)));
     if (st) return st;
+    if (c->wino && g_wino_on) return nnc_wino_forward(c->wino, g, x, N, &ep, y, c->scratch, nthreads);
     return conv_fwd_chunks(g, x, N, c->wp, &ep, y, c->rows_fwd, c->scratch, nthreads);
 }
 
@@ -300,6 +325,8 @@ int nnc_conv2d_backward_data(nnc_conv2d *c, const float *dz, int64_t N, float *d
         if (c->pointwise) /* dx = dz W^T */
             return nnc_sgemm_packed(0, N * g->H * g->W, g->C, g->F, 1.f, dz, g->F, c->wbp, 0.f, dx,
                                     g->C, NULL, nthreads);
+        if (c->winob && g_wino_on)
+            return nnc_wino_forward(c->winob, &c->gb, dz, N, NULL, dx, c->scratch, nthreads);
         return conv_fwd_chunks(&c->gb, dz, N, c->wbp, NULL, dx, c->rows_bwd, c->scratch, nthreads);
     }
     const int64_t in_img = g->H * g->W * g->C, out_img = g->OH * g->OW * g->F;
