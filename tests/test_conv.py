@@ -243,3 +243,77 @@ def test_conv1d_torch_parity(rng):
     np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 1), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dk, kt.grad.numpy().transpose(2, 1, 0), rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+# ---- Winograd F(2x2, 3x3): 3x3, stride 1, undilated, >= 16 channels in and out ----
+
+WINO_CASES = [
+    # (N, H, W, C, F, padding, activation)
+    (2, 13, 13, 32, 64, "valid", "relu"),     # odd output: cropped tiles
+    (3, 7, 9, 16, 17, "same", None),          # F tail (17 = 16 + 1), no bias below
+    (2, 6, 5, 33, 20, "valid", "relu6"),      # C tail, tiny output (4 x 3)
+    (1, 4, 4, 16, 16, "same", "leaky_relu"),  # one tile row pair, padding on all sides
+    (2, 3, 3, 18, 16, "same", None),          # output 3x3: one full and one cropped tile
+]
+
+
+@pytest.mark.parametrize("case", WINO_CASES)
+def test_conv2d_winograd_vs_reference(isa, rng, case):
+    N, H, W, C, F, pad, act = case
+    x, k, b = _data(rng, N, H, W, C, 3, 3, F)
+    if act is None:
+        b = None
+    assert K.conv_winograd()
+    y, ctx = nn.ops.conv2d(x, k, b, padding=pad, activation=act, return_context=True)
+    yr = ref.conv2d(x, k, b, (1, 1), pad, act=act)
+    np.testing.assert_allclose(y, yr, rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = nn.ops.conv2d_backward(ctx, dy)
+    z = ref.conv2d(x, k, b, (1, 1), pad)
+    deriv = {"relu": (z > 0) * 1.0, "relu6": ((z > 0) & (z < 6)) * 1.0,
+             "leaky_relu": np.where(z > 0, 1.0, 0.2), None: np.ones_like(z)}[act]
+    dxr, dkr, dbr = ref.conv2d_grads(x, k, dy * deriv, (1, 1), pad)
+    np.testing.assert_allclose(dx, dxr, rtol=1e-4, atol=2e-4)
+    np.testing.assert_allclose(dk, dkr, rtol=1e-4, atol=2e-4)
+    if b is not None:
+        np.testing.assert_allclose(db, dbr, rtol=1e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("case", WINO_CASES[:3])
+def test_conv2d_winograd_is_used_and_matches_im2col(isa, rng, case):
+    """The Winograd path really runs (its rounding differs from im2col + GEMM) and agrees."""
+    N, H, W, C, F, pad, act = case
+    x, k, b = _data(rng, N, H, W, C, 3, 3, F)
+    dy = rng.standard_normal(nn.ops.conv2d(x, k, padding=pad).shape).astype(np.float32)
+
+    def run():
+        y, ctx = nn.ops.conv2d(x, k, b, padding=pad, activation=act, return_context=True)
+        return (y,) + nn.ops.conv2d_backward(ctx, dy)
+
+    on = run()
+    old = K.conv_winograd(False)
+    try:
+        off = run()
+    finally:
+        K.conv_winograd(old)
+    assert not np.array_equal(on[0], off[0]) and not np.array_equal(on[1], off[1])
+    for a, c in zip(on, off):
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", [
+    (6, 30, 30, 32, 48, "valid"),   # many chunks: threads take whole chunks
+    (1, 6, 7, 16, 40, "same"),      # one chunk: the GEMMs split columns
+])
+def test_conv2d_winograd_threads_bitwise(isa, force_threads, rng, case):
+    N, H, W, C, F, pad = case
+    x, k, b = _data(rng, N, H, W, C, 3, 3, F)
+    dy = rng.standard_normal(nn.ops.conv2d(x, k, padding=pad).shape).astype(np.float32)
+
+    def run():
+        y, ctx = nn.ops.conv2d(x, k, b, padding=pad, activation="relu", return_context=True)
+        return (y,) + nn.ops.conv2d_backward(ctx, dy)
+
+    r1, r2 = run_threads(run, 1), run_threads(run, 2)
+    for a, c in zip(r1, r2):
+        np.testing.assert_array_equal(a, c)
