@@ -406,6 +406,8 @@ int nnc_conv2d_backward_weights(nnc_conv2d *c, const float *x, const float *dz, 
         return nnc_sgemm(1, 0, Kc, F, P, 1.f, x, Kc, dz, F, 0.f, dw, F, NULL, nthreads);
     int st = grow(c, scratch_need(c, threads_setting(nthreads)));
     if (st) return st;
+    if (c->wino && g_wino_on)
+        return nnc_wino_backward_weights(c->wino, g, x, dz, N, dw, c->scratch, nthreads);
     /* One region, no barriers: threads own 16-aligned column blocks of dW and each walks all
      * chunks in order, building its own im2col (duplicated, ~20% of the GEMM time, but no
      * cooperative build and no sync). Every dW element sums the same chunks in the same order

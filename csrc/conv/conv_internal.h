@@ -20,4 +20,9 @@ size_t nnc_wino_scratch(const nnc_conv2d_geom *g);
  * nnc_get_num_threads() (or nthreads) per-thread blocks of nnc_wino_scratch(g) floats. */
 int nnc_wino_forward(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x, int64_t N,
                      const nnc_epilogue *ep, float *y, float *scratch, int nthreads);
+/* dw [3 x 3 x C x F] (overwritten) = the kernel gradient for dz (the pre-activation output
+ * gradient); same scratch as nnc_wino_forward. */
+int nnc_wino_backward_weights(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x,
+                              const float *dz, int64_t N, float *dw, float *scratch,
+                              int nthreads);
 #endif

@@ -25,7 +25,10 @@ struct nnc_wino {
     int64_t C, F;
     nnc_packed *u[16];
     float *stage; /* 16 x C x F: U before packing */
+    float *du;    /* 16 x C x pad32(F): the weight gradient in the Winograd domain */
 };
+
+static int64_t pad32(int64_t n) { return (n + 31) / 32 * 32; }
 
 int nnc_wino_applies(const nnc_conv2d_geom *g) {
     return g->KH == 3 && g->KW == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
@@ -41,7 +44,8 @@ nnc_wino *nnc_wino_new(int64_t C, int64_t F) {
     int ok = 1;
     for (int i = 0; i < 16; i++) ok &= (w->u[i] = nnc_packed_new(C, F)) != NULL;
     w->stage = (float *)nnc_malloc((size_t)(16 * C * F) * sizeof(float));
-    if (!ok || !w->stage) {
+    w->du = (float *)nnc_malloc((size_t)(16 * C * pad32(F)) * sizeof(float));
+    if (!ok || !w->stage || !w->du) {
         nnc_wino_free(w);
         return NULL;
     }
@@ -52,6 +56,7 @@ void nnc_wino_free(nnc_wino *w) {
     if (!w) return;
     for (int i = 0; i < 16; i++) nnc_packed_free(w->u[i]);
     nnc_free(w->stage);
+    nnc_free(w->du);
     nnc_free(w);
 }
 
@@ -93,7 +98,8 @@ static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
 size_t nnc_wino_scratch(const nnc_conv2d_geom *g) {
     const int64_t RT = chunk_tiles(g->C, g->F);
     /* V, M, a zero row (input padding), a dump row (cropped outputs), a zero bias */
-    return (size_t)(16 * RT * (g->C + g->F) + pad16(g->C) + 2 * pad16(g->F));
+    /* (the weight gradient uses 16 * RT * (C + pad32(F)) and one zero row of max(C, F)) */
+    return (size_t)(16 * RT * (g->C + pad32(g->F)) + pad16(g->C) + 2 * pad16(g->F));
 }
 
 /* ---- transforms (one instance per ISA) ---- */
@@ -275,7 +281,7 @@ typedef void (*out_fn)(const wino_job *, int64_t, int64_t, const float *, float 
 static int run_chunk(const nnc_wino *w, const wino_job *j, in_fn fi, out_fn fo, int64_t t0,
                      int64_t rows, float *s, int gemm_threads) {
     const int64_t C = w->C, F = w->F, RT = j->RT;
-    float *V = s, *M = s + 16 * RT * C, *zero = M + 16 * RT * F, *dump = zero + pad16(C);
+    float *V = s, *M = s + 16 * RT * C, *zero = M + 16 * RT * pad32(F), *dump = zero + pad16(C);
     fi(j, t0, rows, V, zero);
     for (int xi = 0; xi < 16; xi++) {
         int st = nnc_sgemm_packed(0, rows, F, C, 1.f, V + xi * RT * C, C, w->u[xi], 0.f,
@@ -317,8 +323,8 @@ int nnc_wino_forward(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x
     int T = nthreads > 0 ? nthreads
                          : nnc_threads_for(2.0 * N * g->OH * g->OW * 9 * g->C * g->F, nchunks);
     for (int t = 0; t < (T > 1 && nchunks >= 2 * T ? T : 1); t++)
-        memset(scratch + t * per + 16 * RT * (g->C + g->F), 0,
-               (size_t)(per - 16 * RT * (g->C + g->F)) * sizeof(float));
+        memset(scratch + t * per + 16 * RT * (g->C + pad32(g->F)), 0,
+               (size_t)(per - 16 * RT * (g->C + pad32(g->F))) * sizeof(float));
     if (T > 1 && nchunks >= 2 * T) {
         int status = 0;
 #ifdef _OPENMP
@@ -344,4 +350,162 @@ int nnc_wino_forward(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x
         if (st) return st;
     }
     return 0;
+}
+
+/* ---- weight gradient ----
+ * dU[xi] = sum over tiles of V[xi]^T dM[xi], dM_t = A dY_t A^T (the 2x2 output gradient of tile
+ * t, zero where cropped, spread to 4x4), then dW = G^T dU G. dM is stored pad32(F) wide with
+ * zero columns so the TN GEMMs use it in place (no edge packing, no scratch). Chunks are
+ * summed in order (beta = 1 after the first); threads own row blocks of dU (channels), each
+ * transforming its own channels of x and all of dz, so no sum depends on the thread count. */
+
+#define DM_BODY(T, LD, ST, f)                                                                  \
+    {                                                                                          \
+        T y00 = LD(py[0] + f), y01 = LD(py[1] + f), y10 = LD(py[2] + f), y11 = LD(py[3] + f);  \
+        /* r_i = rows of A dY: (y0, y0 + y1, y0 - y1, -y1), then the same along columns */      \
+        T r00 = y00, r01 = y01, r10 = y00 + y10, r11 = y01 + y11;                              \
+        T r20 = y00 - y10, r21 = y01 - y11, r30 = -y10, r31 = -y11;                            \
+        ST(q + 0 * xs + f, r00); ST(q + 1 * xs + f, r00 + r01);                                \
+        ST(q + 2 * xs + f, r00 - r01); ST(q + 3 * xs + f, -r01);                               \
+        ST(q + 4 * xs + f, r10); ST(q + 5 * xs + f, r10 + r11);                                \
+        ST(q + 6 * xs + f, r10 - r11); ST(q + 7 * xs + f, -r11);                               \
+        ST(q + 8 * xs + f, r20); ST(q + 9 * xs + f, r20 + r21);                                \
+        ST(q + 10 * xs + f, r20 - r21); ST(q + 11 * xs + f, -r21);                             \
+        ST(q + 12 * xs + f, r30); ST(q + 13 * xs + f, r30 + r31);                              \
+        ST(q + 14 * xs + f, r30 - r31); ST(q + 15 * xs + f, -r31);                             \
+    }
+
+/* dM rows of a chunk (all F columns, pad columns zeroed) and V rows for channels [c0, c1). */
+static inline __attribute__((always_inline)) void dw_chunk(const wino_job *j, const float *dz,
+                                                           int64_t t0, int64_t rows, int64_t c0,
+                                                           int64_t c1, float *V, float *DM,
+                                                           const float *zero) {
+    const nnc_conv2d_geom *g = j->g;
+    const int64_t H = g->H, W = g->W, C = g->C, F = g->F, Fp = pad32(F);
+    const int64_t OH = g->OH, OW = g->OW, TT = j->TH * j->TW;
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t t = t0 + r, n = t / TT, th = (t % TT) / j->TW, tw = t % j->TW;
+        const int64_t ih0 = 2 * th - g->pt, iw0 = 2 * tw - g->pl, oh = 2 * th, ow = 2 * tw;
+        const float *xn = j->x + n * H * W * C + c0;
+        const float *pin[16];
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 4; b++) {
+                const int64_t ih = ih0 + a, iw = iw0 + b;
+                pin[a * 4 + b] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? xn + (ih * W + iw) * C
+                                                                          : zero;
+            }
+        in_tile(pin, V + r * C + c0, j->RT * C, c1 - c0);
+        const float *dzn = dz + n * OH * OW * F;
+        const float *py[4];
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++)
+                py[a * 2 + b] = (oh + a < OH && ow + b < OW) ? dzn + ((oh + a) * OW + ow + b) * F
+                                                            : zero;
+        float *q = DM + r * Fp;
+        const int64_t xs = j->RT * Fp;
+        int64_t f = 0;
+        for (; f + 16 <= F; f += 16) DM_BODY(vf16, VLD, VST, f)
+        for (; f < F; f++) DM_BODY(float, SLD, SST, f)
+        for (; f < Fp; f++)
+            for (int xi = 0; xi < 16; xi++) q[xi * xs + f] = 0.f;
+    }
+}
+
+static void dw_chunk_generic(const wino_job *j, const float *dz, int64_t t0, int64_t rows,
+                             int64_t c0, int64_t c1, float *V, float *DM, const float *zero) {
+    dw_chunk(j, dz, t0, rows, c0, c1, V, DM, zero);
+}
+#if NNC_X86
+NNC_TARGET_AVX2 static void dw_chunk_avx2(const wino_job *j, const float *dz, int64_t t0,
+                                          int64_t rows, int64_t c0, int64_t c1, float *V,
+                                          float *DM, const float *zero) {
+    dw_chunk(j, dz, t0, rows, c0, c1, V, DM, zero);
+}
+NNC_TARGET_AVX512 static void dw_chunk_avx512(const wino_job *j, const float *dz, int64_t t0,
+                                              int64_t rows, int64_t c0, int64_t c1, float *V,
+                                              float *DM, const float *zero) {
+    dw_chunk(j, dz, t0, rows, c0, c1, V, DM, zero);
+}
+#endif
+
+typedef void (*dw_fn)(const wino_job *, const float *, int64_t, int64_t, int64_t, int64_t,
+                      float *, float *, const float *);
+
+/* Channels [c0, c1) of dW: all chunks in order, then dW = G^T dU G. */
+static int dw_rows(const nnc_wino *w, const wino_job *j, dw_fn fd, const float *dz,
+                   int64_t tiles, int64_t c0, int64_t c1, float *s, float *dw) {
+    const int64_t C = w->C, F = w->F, Fp = pad32(F), RT = j->RT;
+    float *V = s, *DM = s + 16 * RT * C, *zero = DM + 16 * RT * Fp;
+    if (c1 <= c0) return 0;
+    for (int64_t t0 = 0; t0 < tiles; t0 += RT) {
+        const int64_t rows = NNC_MIN(RT, tiles - t0);
+        fd(j, dz, t0, rows, c0, c1, V, DM, zero);
+        for (int xi = 0; xi < 16; xi++) {
+            int st = nnc_sgemm(1, 0, c1 - c0, Fp, rows, 1.f, V + xi * RT * C + c0, C,
+                               DM + xi * RT * Fp, Fp, t0 == 0 ? 0.f : 1.f,
+                               w->du + (xi * C + c0) * Fp, Fp, NULL, 1);
+            if (st) return st;
+        }
+    }
+    /* dW[a][b] = sum_ij G[i][a] dU[i][j] G[j][b] */
+    static const float G[4][3] = {{1.f, 0.f, 0.f}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0.f, 0.f, 1.f}};
+    const int64_t CFp = C * Fp;
+    for (int64_t c = c0; c < c1; c++)
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 3; b++) {
+                float *d = dw + ((a * 3 + b) * C + c) * F;
+                for (int64_t f = 0; f < F; f++) {
+                    float acc = 0.f;
+                    for (int i = 0; i < 4; i++) {
+                        const float *u = w->du + i * 4 * CFp + c * Fp + f;
+                        acc += G[i][a] * (G[0][b] * u[0] + G[1][b] * u[CFp] + G[2][b] * u[2 * CFp] +
+                                          G[3][b] * u[3 * CFp]);
+                    }
+                    d[f] = acc;
+                }
+            }
+    return 0;
+}
+
+int nnc_wino_backward_weights(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x,
+                              const float *dz, int64_t N, float *dw, float *scratch,
+                              int nthreads) {
+    wino_job j;
+    memset(&j, 0, sizeof(j));
+    j.g = g;
+    j.x = x;
+    j.RT = chunk_tiles(g->C, g->F);
+    j.TH = (g->OH + 1) / 2;
+    j.TW = (g->OW + 1) / 2;
+    dw_fn fd = dw_chunk_generic;
+#if NNC_X86
+    if (nnc_isa() == NNC_ISA_AVX2) fd = dw_chunk_avx2;
+    else if (nnc_isa() == NNC_ISA_AVX512) fd = dw_chunk_avx512;
+#endif
+    const size_t per = nnc_wino_scratch(g);
+    const int64_t tiles = N * j.TH * j.TW, C = g->C;
+    const int64_t zoff = 16 * j.RT * (C + pad32(g->F));
+    const int64_t blocks = (C + 7) / 8; /* threads own 8-channel blocks (one GEMM strip) */
+    int T = nthreads > 0 ? nthreads
+                         : nnc_threads_for(2.0 * N * g->OH * g->OW * 9 * C * g->F, blocks);
+    if (T > blocks) T = (int)blocks;
+    for (int t = 0; t < T; t++)
+        memset(scratch + t * per + zoff, 0, (size_t)(per - zoff) * sizeof(float));
+    if (T > 1) {
+        int status = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(T)
+        {
+            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            const int64_t c0 = blocks * t / nt * 8, c1 = NNC_MIN(C, blocks * (t + 1) / nt * 8);
+            int st = dw_rows(w, &j, fd, dz, tiles, c0, c1, scratch + (size_t)t * per, dw);
+            if (st) {
+#pragma omp atomic write
+                status = st;
+            }
+        }
+#endif
+        return status;
+    }
+    return dw_rows(w, &j, fd, dz, tiles, 0, C, scratch, dw);
 }
