@@ -318,3 +318,67 @@ def test_conv2d_winograd_threads_bitwise(isa, force_threads, rng, case):
     r1, r2 = run_threads(run, 1), run_threads(run, 2)
     for a, c in zip(r1, r2):
         np.testing.assert_array_equal(a, c)
+
+
+# ---- direct weight gradient for C <= 4, F % 16 == 0 (AVX-512) ----
+
+SMALLC_CASES = [
+    # (N, H, W, C, KH, KW, F, strides, padding, dilation)
+    (2, 9, 8, 1, 3, 3, 32, (1, 1), "valid", (1, 1)),
+    (2, 7, 9, 3, 3, 3, 16, (1, 1), "same", (1, 1)),    # 27 columns: 3 groups, the last partial
+    (1, 10, 9, 2, 5, 3, 48, (2, 3), "same", (1, 2)),   # strides, dilation, border windows
+    (3, 6, 6, 4, 2, 2, 32, (1, 1), "valid", (1, 1)),
+]
+
+
+@pytest.mark.parametrize("case", SMALLC_CASES)
+def test_conv2d_small_channels_dw(isa, rng, case):
+    N, H, W, C, KH, KW, F, s, pad, d = case
+    x, k, b = _data(rng, N, H, W, C, KH, KW, F)
+    y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, dilation_rate=d, return_context=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = nn.ops.conv2d_backward(ctx, dy)
+    dxr, dkr, dbr = ref.conv2d_grads(x, k, dy, s, pad, d)
+    np.testing.assert_allclose(dk, dkr, rtol=1e-4, atol=2e-4)
+    np.testing.assert_allclose(dx, dxr, rtol=1e-4, atol=1e-4)
+    old = K.conv_winograd(False)  # the im2col + GEMM path
+    try:
+        dk_off = nn.ops.conv2d_backward(ctx, dy)[1]
+    finally:
+        K.conv_winograd(old)
+    np.testing.assert_allclose(dk, dk_off, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_small_channels_dw_is_used(rng):
+    """Over > 256 pixels the GEMM sums in KC blocks, the direct kernel in one chain: the bits
+    differ exactly when the direct kernel ran (AVX-512)."""
+    if not K.isa_supported("avx512"):
+        pytest.skip("no AVX-512")
+    old_isa = K.isa_name()
+    K.set_isa("avx512")
+    try:
+        x, k, b = _data(rng, 4, 20, 20, 3, 3, 3, 32)
+        y, ctx = nn.ops.conv2d(x, k, b, return_context=True)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dk_on = nn.ops.conv2d_backward(ctx, dy)[1]
+        old = K.conv_winograd(False)
+        try:
+            dk_off = nn.ops.conv2d_backward(ctx, dy)[1]
+        finally:
+            K.conv_winograd(old)
+    finally:
+        K.set_isa(old_isa)
+    np.testing.assert_allclose(dk_on, dk_off, rtol=1e-4, atol=1e-4)
+    assert not np.array_equal(dk_on, dk_off)
+
+
+@pytest.mark.parametrize("case", SMALLC_CASES[:3])
+def test_conv2d_small_channels_dw_threads_bitwise(isa, force_threads, rng, case):
+    N, H, W, C, KH, KW, F, s, pad, d = case
+    x, k, b = _data(rng, N, H, W, C, KH, KW, F)
+    y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, dilation_rate=d, return_context=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    r1 = run_threads(lambda: nn.ops.conv2d_backward(ctx, dy), 1)
+    r2 = run_threads(lambda: nn.ops.conv2d_backward(ctx, dy), 2)
+    for a, c in zip(r1, r2):
+        np.testing.assert_array_equal(a, c)

@@ -38,7 +38,8 @@ struct nnc_conv2d {
     nnc_wino *winob;      /* Winograd backward data (forward conv gb of dz) */
 };
 
-/* Winograd on/off for the whole process (tests compare it with the im2col path). */
+/* Winograd and the small-C direct dW on/off for the whole process (tests compare them
+ * with the im2col path). */
 static volatile int g_wino_on = 1;
 void nnc_conv2d_set_winograd(int on) { g_wino_on = on != 0; }
 int nnc_conv2d_get_winograd(void) { return g_wino_on; }
@@ -406,6 +407,8 @@ int nnc_conv2d_backward_weights(nnc_conv2d *c, const float *x, const float *dz, 
         return nnc_sgemm(1, 0, Kc, F, P, 1.f, x, Kc, dz, F, 0.f, dw, F, NULL, nthreads);
     int st = grow(c, scratch_need(c, threads_setting(nthreads)));
     if (st) return st;
+    if (!c->pointwise && nnc_smallc_applies(g) && g_wino_on)
+        return nnc_smallc_backward_weights(g, x, dz, N, dw, nthreads);
     if (c->wino && g_wino_on)
         return nnc_wino_backward_weights(c->wino, g, x, dz, N, dw, c->scratch, nthreads);
     /* One region, no barriers: threads own 16-aligned column blocks of dW and each walks all
@@ -440,7 +443,7 @@ static inline __attribute__((always_inline)) void act_bwd_cols(int act, float al
                                                                const float *y, float *dy,
                                                                int64_t rows, int64_t cols,
                                                                int64_t j0, int64_t j1, float *db) {
-    float acc[16] = {0};
+    float acc[256] = {0}; /* j1 - j0 <= 256 */
     for (int64_t i = 0; i < rows; i++) {
         const float *yr = y + i * cols;
         float *dr = dy + i * cols;
@@ -502,8 +505,10 @@ int nnc_conv_act_backward(int act, float alpha, const float *y, float *dy, int64
         for (int64_t b = 0; b < nb; b++)
             fn(act, alpha, y, dy, rows, cols, b * 16, NNC_MIN(cols, b * 16 + 16), db);
     } else {
-        for (int64_t b = 0; b < nb; b++)
-            fn(act, alpha, y, dy, rows, cols, b * 16, NNC_MIN(cols, b * 16 + 16), db);
+        /* one pass over the rows for up to 256 columns (each column sums the same rows in the
+         * same order as with the 16-column blocks of the threaded split) */
+        for (int64_t j0 = 0; j0 < cols; j0 += 256)
+            fn(act, alpha, y, dy, rows, cols, j0, NNC_MIN(cols, j0 + 256), db);
     }
     return 0;
 }
