@@ -495,6 +495,30 @@ int nnc_conv_act_backward(int act, float alpha, const float *y, float *dy, int64
     if (nnc_isa() == NNC_ISA_AVX2) fn = act_bwd_avx2;
     else if (nnc_isa() == NNC_ISA_AVX512) fn = act_bwd_avx512;
 #endif
+    /* Fixed 512-row chunks, each writing its own column sums, added in chunk order: threads
+     * take whole chunks (streaming rows, both threads busy even with 16-32 columns) and the sums
+     * do not depend on the thread count. Too many partial sums for the stack: column split. */
+    enum { ACT_CHUNK = 512, ACT_PART = 8192 };
+    const int64_t nch = (rows + ACT_CHUNK - 1) / ACT_CHUNK;
+    if (cols <= 256 && nch * cols <= ACT_PART) {
+        float part[ACT_PART];
+        int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * rows * cols, nch);
+        if (T > nch) T = (int)nch;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
+#endif
+        for (int64_t ch = 0; ch < nch; ch++) {
+            const int64_t r0 = ch * ACT_CHUNK, n = NNC_MIN(ACT_CHUNK, rows - r0);
+            fn(act, alpha, y + r0 * cols, dy + r0 * cols, n, cols, 0, cols,
+               db ? part + ch * cols : NULL);
+        }
+        if (db) {
+            for (int64_t j = 0; j < cols; j++) db[j] = 0.f;
+            for (int64_t ch = 0; ch < nch; ch++)
+                for (int64_t j = 0; j < cols; j++) db[j] += part[ch * cols + j];
+        }
+        return 0;
+    }
     const int64_t nb = (cols + 15) / 16;
     int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * rows * cols, nb);
     if (T > nb) T = (int)nb;
