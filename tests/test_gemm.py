@@ -260,6 +260,7 @@ def test_matmul_results(isa, rng):
         check(y, act_ref(ref, act or "linear"), tol, f"matmul {act}")
     check(nn.ops.matmul(a.T.copy(), b, transpose_a=True), *reference(a, b, False, False), "ta")
     check(nn.ops.matmul(a, b.T.copy(), transpose_b=True), *reference(a, b, False, False), "tb")
+    check(nn.ops.matmul(a, b.T.copy(), transpose_b=np.True_), *reference(a, b, False, False), "np.bool_")
     out = np.full((9, 33), np.nan, np.float32)
     assert nn.ops.matmul(a, b, out=out) is out
     check(out, *reference(a, b, False, False), "out")
@@ -317,6 +318,8 @@ def test_matmul_validation():
         nn.ops.matmul(a, b, out=np.empty((3, 5)))
     with pytest.raises(ValueError, match="contiguous"):
         nn.ops.matmul(a, b, out=np.empty((5, 3), np.float32).T)
+    with pytest.raises(TypeError, match="transpose_a"):
+        nn.ops.matmul(a, b, transpose_a="yes")
     ro = np.empty((3, 5), np.float32)
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
