@@ -188,7 +188,6 @@ static void gemm_drive(gemm_job *g, int pack, const float *B, int64_t ldb, int t
                        int nthreads) {
     const int64_t strips = (g->M + g->cfg->mr - 1) / g->cfg->mr;
     const int64_t panels = (g->N + g->cfg->nr - 1) / g->cfg->nr;
-    const int nr = g->cfg->nr;
     const double flops = 2.0 * (double)g->M * (double)g->N * (double)g->K;
     int nt = nthreads > 0 ? nthreads
                           : nnc_threads_for(flops * g->cfg->par_scale, NNC_MAX(strips, panels));
@@ -203,6 +202,7 @@ static void gemm_drive(gemm_job *g, int pack, const float *B, int64_t ldb, int t
     const int by_rows = split_rows(strips, panels, nt);
     if (nt > (by_rows ? strips : panels)) nt = (int)(by_rows ? strips : panels);
 #ifdef _OPENMP
+    const int64_t nr = g->cfg->nr;
 #pragma omp parallel num_threads(nt)
     {
         const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
