@@ -228,7 +228,7 @@ def loss(int loss_id, pred, target, sample_weight=None, bint from_logits=False,
         elif ta.dtype.kind not in "iub":
             raise TypeError(f"sparse labels must be integers, got dtype {ta.dtype}")
         ta = np.ascontiguousarray(ta, dtype=np.int32)
-        if ta.size and (ta.min() < 0 or ta.max() >= cols):
+        if not _labels_in_range(ta, cols):
             raise ValueError(f"sparse labels must lie in [0, {cols}), got values in "
                              f"[{ta.min()}, {ta.max()}]")
     else:
@@ -262,6 +262,16 @@ def loss(int loss_id, pred, target, sample_weight=None, bint from_logits=False,
         st = nnc_loss(loss_id, from_logits, param, pp, pt, pw, rows, cols, scale, &total, pg, 0)
     check_status(st)
     return total, grad
+
+
+cdef bint _labels_in_range(const int32_t[::1] lab, int64_t cols) noexcept:
+    cdef Py_ssize_t i
+    cdef int32_t v
+    for i in range(lab.shape[0]):
+        v = lab[i]
+        if v < 0 or v >= cols:
+            return False
+    return True
 
 
 cdef inline int64_t _same_n(object a, int64_t n, str name) except -1:

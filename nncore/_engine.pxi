@@ -38,6 +38,10 @@ cdef extern from "nncore/nnc.h" nogil:
                          int64_t batch_size, double *loss_sum, float *preds)
     int nnc_seq_gradients(nnc_seq *s, const float *X, const void *Y, const float *sw, int64_t n,
                           double *loss_sum, float *dx)
+    int nnc_seq_set_param_ranges(nnc_seq *s, int n_ranges, const int64_t *offsets,
+                                 const int64_t *sizes, const float *l1, const float *l2)
+    int nnc_seq_output_gradients(nnc_seq *s, const float *X, int64_t n, const float *upstream,
+                                 float *dx, float *out)
 
 
 cdef class Node:
@@ -232,3 +236,34 @@ cdef class Seq:
             st = nnc_seq_gradients(self.ptr, xp, yp, swp, n, &loss_sum, dp)
         check_status(st)
         return loss_sum
+
+
+def seq_set_param_ranges(Seq seq, offsets, sizes, l1, l2):
+    """Trainable ranges of the parameter arena (one per weight tensor) and their L1/L2 factors."""
+    cdef cnp.ndarray o = np.ascontiguousarray(offsets, dtype=np.int64)
+    cdef cnp.ndarray n = np.ascontiguousarray(sizes, dtype=np.int64)
+    cdef cnp.ndarray a = np.ascontiguousarray(l1, dtype=np.float32)
+    cdef cnp.ndarray b = np.ascontiguousarray(l2, dtype=np.float32)
+    if not (o.shape[0] == n.shape[0] == a.shape[0] == b.shape[0]):
+        raise ValueError("param ranges: arrays of different lengths")
+    check_status(nnc_seq_set_param_ranges(seq.ptr, <int>o.shape[0], <int64_t *>cnp.PyArray_DATA(o),
+                                          <int64_t *>cnp.PyArray_DATA(n), fptr(a), fptr(b)))
+
+
+def seq_output_gradients(Seq seq, cnp.ndarray X, cnp.ndarray upstream, cnp.ndarray dx, cnp.ndarray out):
+    """dx = d(sum(upstream * model(X)))/dX with inference behaviour; out = model(X)."""
+    cdef int st
+    cdef int64_t n = X.shape[0]
+    need_f32(X, "x")
+    need_f32(upstream, "upstream")
+    need_f32(dx, "dx")
+    need_f32(out, "out")
+    if upstream.size != n * seq.out_size or dx.size != n * seq.in_size or out.size != n * seq.out_size:
+        raise ValueError("output_gradients: array sizes do not match the model")
+    cdef const float *xp = fptr(X)
+    cdef const float *up = fptr(upstream)
+    cdef float *dp = fptr(dx)
+    cdef float *op = fptr(out)
+    with nogil:
+        st = nnc_seq_output_gradients(seq.ptr, xp, n, up, dp, op)
+    check_status(st)

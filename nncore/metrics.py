@@ -117,17 +117,324 @@ class Mean(Metric):
         self._count += float(w.sum())
 
 
+class RootMeanSquaredError(Metric):
+    """sqrt of the weighted mean squared error (Keras's `RootMeanSquaredError`)."""
+    name = "root_mean_squared_error"
+
+    def _values(self, y_true, y_pred):
+        return MeanSquaredError._values(self, y_true, y_pred)
+
+    def result(self):
+        return float(np.sqrt(super().result()))
+
+
+class MeanAbsolutePercentageError(Metric):
+    """100 * mean(|y - p| / max(|y|, 1e-7)), Keras's formula."""
+    name = "mean_absolute_percentage_error"
+
+    def _values(self, y_true, y_pred):
+        n = y_pred.shape[0]
+        t = _rows(y_true, n).astype(np.float64)
+        d = np.abs((t - _rows(y_pred, n)) / np.maximum(np.abs(t), _EPS))
+        return 100.0 * d.mean(axis=1)
+
+
+_EPS = 1e-7  # Keras's backend.epsilon()
+
+
+def _weights(sample_weight, y):
+    """Sample weights broadcast to y's shape (rows x values), float64, or None."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if w.size != y.shape[0]:
+        raise ValueError(f"sample_weight has {w.size} values for {y.shape[0]} samples")
+    return np.broadcast_to(w[:, None], y.shape)
+
+
+def _div(a, b):
+    """a / b with 0 where b == 0 (Keras's divide_no_nan)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    out = np.zeros(np.broadcast(a, b).shape)
+    np.divide(a, b, out=out, where=b != 0)
+    return out
+
+
+class _Confusion(Metric):
+    """True/false positives/negatives at a set of thresholds, accumulated over chunks.
+
+    A prediction counts as positive at threshold t when p > t (Keras). For each sample we find
+    how many thresholds lie strictly below p (np.searchsorted), histogram those counts with the
+    labels and weights (np.bincount), and a reverse cumulative sum gives every threshold's
+    counts at once: O(n log T) per chunk, no loop over thresholds or samples."""
+
+    def __init__(self, thresholds, class_id=None, name=None, dtype=None):
+        self.thresholds = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(self.thresholds)):
+            raise ValueError("thresholds must be finite numbers")
+        self._order = np.argsort(self.thresholds, kind="stable")
+        self._sorted = self.thresholds[self._order]
+        self.class_id = None if class_id is None else int(class_id)
+        self._even = False  # set by AUC for its evenly spaced default thresholds
+        super().__init__(name, dtype)
+
+    def reset_state(self):
+        k = self.thresholds.size
+        self.true_positives = np.zeros(k)
+        self.false_positives = np.zeros(k)
+        self.true_negatives = np.zeros(k)
+        self.false_negatives = np.zeros(k)
+
+    def _prepare(self, y_true, y_pred, sample_weight):
+        y_pred = np.asarray(y_pred)
+        n = y_pred.shape[0] if y_pred.ndim else 1
+        p = y_pred.reshape(n, -1)
+        t = np.asarray(y_true).reshape(n, -1)
+        if t.shape != p.shape:
+            raise ValueError(f"{self.name}: y_true has shape {np.shape(y_true)} but y_pred has {y_pred.shape}")
+        w = _weights(sample_weight, p)
+        if self.class_id is not None:
+            if not 0 <= self.class_id < p.shape[1]:
+                raise ValueError(f"{self.name}: class_id={self.class_id} but predictions have {p.shape[1]} values")
+            p, t = p[:, self.class_id], t[:, self.class_id]
+            w = None if w is None else w[:, self.class_id]
+        return t.reshape(-1) > 0.5, p.reshape(-1), None if w is None else np.ascontiguousarray(w).reshape(-1)
+
+    def _above(self, p):
+        """For each prediction, how many (sorted) thresholds lie strictly below it."""
+        if self._even:
+            # Keras's bucket formula for evenly spaced thresholds (float32, as Keras computes it).
+            T = self.thresholds.size
+            b = np.ceil(p.astype(np.float32) * np.float32(T - 1)) - 1
+            return np.clip(b, 0, T - 1).astype(np.int64) + 1
+        return np.searchsorted(self._sorted, p, side="left")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        t, p, w = self._prepare(y_true, y_pred, sample_weight)
+        if p.size == 0:
+            return
+        k = self.thresholds.size
+        above = self._above(p)  # p > sorted[j] for j < above
+        wt = np.ones(p.size) if w is None else w
+        pos = np.bincount(above[t], weights=wt[t], minlength=k + 1)
+        neg = np.bincount(above[~t], weights=wt[~t], minlength=k + 1)
+        # count of samples with above > j, for j = 0..k-1
+        tp = np.cumsum(pos[::-1])[::-1][1:]
+        fp = np.cumsum(neg[::-1])[::-1][1:]
+        P, N = pos.sum(), neg.sum()
+        inv = np.empty(k, dtype=np.int64)
+        inv[self._order] = np.arange(k)
+        tp, fp = tp[inv], fp[inv]
+        self.true_positives += tp
+        self.false_positives += fp
+        self.false_negatives += P - tp
+        self.true_negatives += N - fp
+
+    def get_config(self):
+        return {"name": self.name, "thresholds": self.thresholds.tolist(), "class_id": self.class_id}
+
+
+class _ThresholdMetric(_Confusion):
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
+        if top_k is not None:
+            raise NotImplementedError(f"{type(self).__name__}: top_k is not supported")
+        self._scalar = thresholds is None or np.ndim(thresholds) == 0
+        super().__init__(0.5 if thresholds is None else thresholds, class_id, name, dtype)
+
+    def result(self):
+        r = self._ratio()
+        return float(r[0]) if self._scalar else r
+
+
+class Precision(_ThresholdMetric):
+    """tp / (tp + fp) with predictions > threshold (default 0.5) counted positive."""
+    name = "precision"
+
+    def _ratio(self):
+        return _div(self.true_positives, self.true_positives + self.false_positives)
+
+
+class Recall(_ThresholdMetric):
+    """tp / (tp + fn) with predictions > threshold (default 0.5) counted positive."""
+    name = "recall"
+
+    def _ratio(self):
+        return _div(self.true_positives, self.true_positives + self.false_negatives)
+
+
+class AUC(_Confusion):
+    """Area under the ROC or precision-recall curve, Keras's approximation: confusion counts at
+    num_thresholds thresholds (0-eps, 1/(n-1), ..., 1+eps), summed with `summation_method`
+    ('interpolation': trapezoids for ROC, Davis & Goadrich's interpolation for PR)."""
+    name = "auc"
+
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None,
+                 dtype=None, thresholds=None, multi_label=False, num_labels=None, label_weights=None,
+                 from_logits=False):
+        curve = str(curve).upper()
+        if curve not in ("ROC", "PR"):
+            raise ValueError(f"AUC: curve must be 'ROC' or 'PR', got {curve!r}")
+        summation_method = str(summation_method).lower()
+        if summation_method not in ("interpolation", "minoring", "majoring"):
+            raise ValueError("AUC: summation_method must be 'interpolation', 'minoring' or 'majoring', "
+                             f"got {summation_method!r}")
+        if multi_label:
+            raise NotImplementedError("AUC: multi_label=True is not supported (labels are pooled)")
+        if label_weights is not None:
+            raise NotImplementedError("AUC: label_weights is not supported")
+        self.curve, self.summation_method, self.from_logits = curve, summation_method, bool(from_logits)
+        if thresholds is not None:
+            inner = np.sort(np.asarray(thresholds, dtype=np.float64).reshape(-1))
+            even = False
+        else:
+            if int(num_thresholds) <= 1:
+                raise ValueError(f"AUC: num_thresholds must be > 1, got {num_thresholds}")
+            inner = np.array([(i + 1) * 1.0 / (int(num_thresholds) - 1) for i in range(int(num_thresholds) - 2)])
+            even = True
+        thr = np.concatenate([[0.0 - _EPS], inner, [1.0 + _EPS]])
+        self.num_thresholds = thr.size
+        super().__init__(thr, None, name, dtype)
+        self._even = even
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if self.from_logits:
+            y_pred = 1.0 / (1.0 + np.exp(-np.asarray(y_pred, dtype=np.float64)))
+        super().update_state(y_true, y_pred, sample_weight)
+
+    def _heights(self, y):
+        if self.summation_method == "interpolation":
+            return (y[:-1] + y[1:]) / 2.0
+        if self.summation_method == "minoring":
+            return np.minimum(y[:-1], y[1:])
+        return np.maximum(y[:-1], y[1:])
+
+    def _interpolate_pr_auc(self):
+        tp, fp, fn = self.true_positives, self.false_positives, self.false_negatives
+        dtp = tp[:-1] - tp[1:]
+        p = tp + fp
+        dp = p[:-1] - p[1:]
+        slope = _div(dtp, np.maximum(dp, 0))
+        intercept = tp[1:] - slope * p[1:]
+        ok = (p[:-1] > 0) & (p[1:] > 0)
+        ratio = np.where(ok, _div(p[:-1], np.maximum(p[1:], 0)), 1.0)
+        with np.errstate(divide="ignore"):
+            logr = np.log(np.where(ratio > 0, ratio, 1.0))
+        return float(np.sum(_div(slope * (dtp + intercept * logr), np.maximum(tp[1:] + fn[1:], 0))))
+
+    def result(self):
+        tp, fp, tn, fn = self.true_positives, self.false_positives, self.true_negatives, self.false_negatives
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            return self._interpolate_pr_auc()
+        recall = _div(tp, tp + fn)
+        if self.curve == "ROC":
+            x, y = _div(fp, fp + tn), recall
+        else:
+            x, y = recall, _div(tp, tp + fp)
+        return float(np.sum((x[:-1] - x[1:]) * self._heights(y)))
+
+    def get_config(self):
+        return {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
+                "summation_method": self.summation_method, "from_logits": self.from_logits}
+
+
+class FBetaScore(Metric):
+    """Keras 3's FBetaScore: per-class F-beta from accumulated tp/fp/fn.
+
+    average: None (one score per class), 'micro', 'macro' or 'weighted' (by true-label weight).
+    threshold: predictions > threshold are positive; None marks each row's maximum positive
+    (Keras's rule, meant for one-hot multi-class outputs: for a single sigmoid output pass
+    threshold=0.5)."""
+    name = "fbeta_score"
+
+    def __init__(self, average=None, beta=1.0, threshold=None, name=None, dtype=None):
+        if average not in (None, "micro", "macro", "weighted"):
+            raise ValueError(f"{type(self).__name__}: average must be None, 'micro', 'macro' or 'weighted', "
+                             f"got {average!r}")
+        if not beta > 0:
+            raise ValueError(f"{type(self).__name__}: beta must be > 0, got {beta}")
+        if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"{type(self).__name__}: threshold must be in [0, 1], got {threshold}")
+        self.average, self.beta = average, float(beta)
+        self.threshold = None if threshold is None else float(threshold)
+        super().__init__(name, dtype)
+
+    def reset_state(self):
+        self._tp = self._fp = self._fn = self._wt = None
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = np.asarray(y_pred, dtype=np.float64)
+        n = y_pred.shape[0]
+        p = y_pred.reshape(n, -1)
+        t = np.asarray(y_true, dtype=np.float64).reshape(n, -1)
+        if t.shape != p.shape:
+            raise ValueError(f"{self.name}: y_true has shape {np.shape(y_true)} but y_pred has {y_pred.shape} "
+                             "(F-scores take one column per class)")
+        if self.threshold is None:
+            pb = (p == p.max(axis=1, keepdims=True)).astype(np.float64)
+        else:
+            pb = (p > self.threshold).astype(np.float64)
+        w = _weights(sample_weight, p)
+        if w is not None:
+            pb_w, t_w = pb * w, t * w
+        else:
+            pb_w, t_w = pb, t
+        tp, fp, fn = (pb_w * t).sum(0), (pb_w * (1 - t)).sum(0), ((1 - pb) * t_w).sum(0)
+        wt = t_w.sum(0)
+        if self._tp is None:
+            self._tp, self._fp, self._fn, self._wt = tp, fp, fn, wt
+        else:
+            if tp.shape != self._tp.shape:
+                raise ValueError(f"{self.name}: the number of classes changed between updates")
+            self._tp, self._fp, self._fn, self._wt = self._tp + tp, self._fp + fp, self._fn + fn, self._wt + wt
+
+    def result(self):
+        if self._tp is None:
+            return 0.0
+        tp, fp, fn = self._tp, self._fp, self._fn
+        if self.average == "micro":
+            tp, fp, fn = tp.sum(), fp.sum(), fn.sum()
+        precision = tp / (tp + fp + _EPS)
+        recall = tp / (tp + fn + _EPS)
+        b2 = self.beta ** 2
+        f = precision * recall / (b2 * precision + recall + _EPS) * (1 + b2)
+        if self.average == "weighted":
+            return float(np.sum(f * self._wt / (self._wt.sum() + _EPS)))
+        if self.average is not None:
+            return float(np.mean(f))
+        return f
+
+    def get_config(self):
+        return {"name": self.name, "average": self.average, "beta": self.beta, "threshold": self.threshold}
+
+
+class F1Score(FBetaScore):
+    """Keras 3's F1Score(average=None|'micro'|'macro'|'weighted', threshold=None)."""
+    name = "f1_score"
+
+    def __init__(self, average=None, threshold=None, name=None, dtype=None):
+        super().__init__(average=average, beta=1.0, threshold=threshold, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "average": self.average, "threshold": self.threshold}
+
+
 _NAMES = {
     "accuracy": Accuracy, "acc": Accuracy, "binary_accuracy": BinaryAccuracy,
     "categorical_accuracy": CategoricalAccuracy, "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
     "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+    "mape": MeanAbsolutePercentageError, "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "rmse": RootMeanSquaredError, "root_mean_squared_error": RootMeanSquaredError,
+    "auc": AUC, "precision": Precision, "recall": Recall,
+    "f1_score": F1Score, "fbeta_score": FBetaScore,
 }
 _CLASSES = {c.__name__: c for c in set(_NAMES.values())}
+_SHORT = ("acc", "mse", "mae", "mape", "rmse")
 
 
 def get(identifier):
-    """A Metric from a Keras name, a class or a Metric object (a fresh copy per model)."""
+    """A Metric from a Keras name ('auc', 'precision', 'rmse', 'AUC', ...), a class or a Metric
+    object (used as given; the model resets it)."""
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Metric):
@@ -136,7 +443,11 @@ def get(identifier):
         cls = _NAMES.get(identifier.lower()) or _CLASSES.get(identifier)
         if cls is not None:
             m = cls()
-            if identifier.lower() in ("acc", "mse", "mae"):
+            if identifier.lower() in _SHORT:
                 m.name = identifier.lower()
             return m
     raise ValueError(f"unknown metric {identifier!r}; expected one of: {', '.join(sorted(_NAMES))}")
+
+
+def serialize(metric):
+    return {"class_name": type(metric).__name__, "config": metric.get_config()}

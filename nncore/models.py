@@ -5,6 +5,7 @@ the C nodes; fit then hands whole runs of batches to C (nnc_seq_train) and Pytho
 indices, evaluates metrics on each chunk's predictions (vectorised) and reports progress.
 """
 import math
+import os
 import threading
 
 import numpy as np
@@ -53,6 +54,8 @@ class Sequential:
         self.stop_training = False
         for layer in layers or []:
             self.add(layer)
+        if self.layers and self._input_shape is not None:
+            self.build()  # as Keras: weights exist as soon as the input shape is known
 
     # ---- construction -------------------------------------------------------------------
     def add(self, layer):
@@ -129,10 +132,11 @@ class Sequential:
             return  # already in an arena of the right size (rebuild after compile)
         params, grads = _aligned_empty(total), _aligned_empty(total)
         self._blocks = []
+        self._offsets = offsets
         for layer, off, n in zip(self.layers, offsets, sizes):
             pos = off
             views = []
-            for (name, shape, _, _), w in zip(layer._specs, layer._weights):
+            for (name, shape, *_), w in zip(layer._specs, layer._weights):
                 size = int(np.prod(shape))
                 v = params[pos:pos + size].reshape(shape)
                 v[...] = w
@@ -231,6 +235,26 @@ class Sequential:
         self._seq.compile(self._params, self._grads, self.loss.kind, self.loss.from_logits,
                           self.loss.param, opt.engine_config(), *slots)
         self._seq.step = opt.iterations
+        self._set_param_ranges()
+
+    def _weight_table(self):
+        """(layer, spec, offset in the arena) for every weight, in get_weights order."""
+        for layer, off in zip(self.layers, self._offsets):
+            for spec in layer._specs:
+                yield layer, spec, off
+                off += int(np.prod(spec[1]))
+
+    def _set_param_ranges(self):
+        """Tell the engine which weights the optimizer updates (trainable weights of trainable
+        layers; call compile again after changing `layer.trainable`, as in Keras)."""
+        rows = [(off, int(np.prod(spec[1])), spec[4].l1 if spec[4] else 0.0, spec[4].l2 if spec[4] else 0.0)
+                for layer, spec, off in self._weight_table() if layer.trainable and spec[3]]
+        cols = list(zip(*rows)) if rows else [(), (), (), ()]
+        K.seq_set_param_ranges(self._seq, *cols)
+
+    def _regularization_penalty(self):
+        return sum(spec[4](w) for layer in self.layers for spec, w in zip(layer._specs, layer._weights)
+                   if spec[4] is not None and layer.trainable and spec[3])
 
     def _new_metrics(self):
         out = []
@@ -421,7 +445,7 @@ class Sequential:
         preds = np.empty((X.shape[0], self._seq.out_size), np.float32) if metrics else None
         with self._lock:
             loss_sum = self._seq.evaluate(X, Y, SW, batch_size, preds)
-        logs = {"loss": loss_sum / X.shape[0]}
+        logs = {"loss": loss_sum / X.shape[0] + self._regularization_penalty()}
         for m in metrics:
             m.update_state(Y, preds, SW)
             logs[m.name] = m.result()
@@ -506,11 +530,30 @@ class Sequential:
         grads, pos = [], 0
         for layer, (p, g) in zip(self.layers, self._blocks):
             off = 0
-            for name, shape, _, _ in layer._specs:
+            for name, shape, *_ in layer._specs:
                 size = int(np.prod(shape))
                 grads.append(g[off:off + size].reshape(shape).copy())
                 off += size
         return loss / X.shape[0], grads, dx.reshape((X.shape[0],) + tuple(self._input_shape))
+
+    def _output_gradients(self, x, upstream=None):
+        """(outputs, d sum(upstream * outputs) / d x) with inference behaviour; upstream defaults
+        to ones (the gradient of the summed outputs). One batched C call."""
+        X = self._prepare_x(x)
+        if not np.all(np.isfinite(X)):
+            raise ValueError("x contains NaN or infinity")
+        n = X.shape[0]
+        if upstream is None:
+            up = np.ones((n, self._seq.out_size), np.float32)
+        else:
+            up = _as_float32(upstream, "upstream").reshape(n, -1)
+            if up.shape[1] != self._seq.out_size:
+                raise ValueError(f"upstream has shape {up.shape}, expected ({n}, {self._seq.out_size})")
+        dx = np.empty_like(X)
+        out = np.empty((n, self._seq.out_size), np.float32)
+        with self._lock:
+            K.seq_output_gradients(self._seq, X, np.ascontiguousarray(up), dx, out)
+        return out.reshape((n,) + self._out_shape), dx.reshape((n,) + tuple(self._input_shape))
 
     # ---- description --------------------------------------------------------------------
     def summary(self, print_fn=None):
@@ -534,6 +577,50 @@ class Sequential:
         print_fn(f" Non-trainable params: {total - trainable:,}")
 
     def get_config(self):
-        return {"name": self.name, "layers": [{"class_name": type(l).__name__, "config": l.get_config()}
-                                               for l in self.layers]}
+        return {"name": self.name,
+                "input_shape": None if self._input_shape is None else list(self._input_shape),
+                "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers]}
+
+    @classmethod
+    def from_config(cls, config):
+        """A new, unbuilt-weights model from get_config() output (only nncore's layer classes)."""
+        from .saving import _layer_classes
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError("Sequential.from_config expects a dict with a 'layers' list")
+        classes = _layer_classes()
+        model = cls(name=config.get("name"))
+        if config.get("input_shape") is not None:
+            model._input_shape = tuple(int(s) for s in config["input_shape"])
+        for entry in config["layers"]:
+            layer_cls = classes.get(entry.get("class_name") if isinstance(entry, dict) else None)
+            if layer_cls is None:
+                raise ValueError(f"unknown layer class {entry.get('class_name') if isinstance(entry, dict) else entry!r}")
+            try:
+                model.add(layer_cls.from_config(dict(entry.get("config") or {})))
+            except TypeError as e:
+                raise ValueError(f"bad config for layer {entry.get('class_name')}: {e}") from None
+        return model
+
+    def save(self, filepath, overwrite=True, include_optimizer=True):
+        """Save architecture, weights, compile settings and optimizer state to one file."""
+        from .saving import save_model
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"{filepath} exists and overwrite=False")
+        save_model(self, filepath, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite=True):
+        from .saving import save_weights
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"{filepath} exists and overwrite=False")
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        from .saving import load_weights
+        load_weights(self, filepath)
+
+
+def load_model(filepath, compile=True):
+    """Load a model saved with `model.save` (validated; never unpickles anything)."""
+    from .saving import load_model as _load
+    return _load(filepath, compile=compile)
 

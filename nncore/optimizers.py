@@ -3,6 +3,8 @@ to all parameters in one fused C call per step; these objects carry the hyper-pa
 learning rate (float or schedule) and the slot arrays (kept for saving and resuming)."""
 import numpy as np
 
+from . import schedules
+
 
 class Optimizer:
     kind = None
@@ -43,6 +45,8 @@ class Optimizer:
     def learning_rates(self, first_step, n):
         """Learning rate of each of the next n steps (schedules are evaluated per step)."""
         lr = self._learning_rate
+        if isinstance(lr, schedules.LearningRateSchedule):  # vectorised: one call per chunk
+            return np.ascontiguousarray(lr(np.arange(first_step, first_step + n)), dtype=np.float32).reshape(n)
         if callable(lr):
             return np.array([float(lr(first_step + i)) for i in range(n)], dtype=np.float32)
         return np.full(n, lr, dtype=np.float32)

@@ -133,9 +133,8 @@ def test_bad_weights(model):
 
 
 def test_dense_needs_flat_input():
-    m = nn.Sequential([layers.Dense(3, input_shape=(4, 4))])
     with pytest.raises(ValueError, match="Flatten"):
-        m.build()
+        nn.Sequential([layers.Dense(3, input_shape=(4, 4))])
 
 
 def test_threads_api_validation():

@@ -319,3 +319,31 @@ def test_matmul_validation():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
         nn.ops.matmul(a, b, out=ro)
+
+
+def test_concurrent_python_threads(rng):
+    """Python threads calling nncore at once (GIL released): the shared packing scratch is
+    guarded, so every result matches its serial value."""
+    import threading
+    cases = []
+    for i in range(6):
+        M, N, K_ = 40 + 7 * i, 100 + 13 * i, 300
+        a = rng.standard_normal((M, K_)).astype(np.float32)
+        b = rng.standard_normal((N, K_)).astype(np.float32)  # NT: B is packed into scratch
+        cases.append((a, b, K.sgemm(a, b, np.empty((M, N), np.float32), False, True)))
+    errors = []
+
+    def worker(idx):
+        a, b, want = cases[idx % len(cases)]
+        for _ in range(20):
+            got = K.sgemm(a, b, np.empty_like(want), False, True)
+            if not np.array_equal(got, want):
+                errors.append(idx)
+                return
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors

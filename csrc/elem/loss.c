@@ -83,19 +83,11 @@ static double row_loss(const loss_ctx *c, int64_t i, float gs, float *g) {
         float ls = c->param, k = gs * inv_n;
         for (j = 0; j < n; j++) {
             float tt = ls != 0.0f ? t[j] * (1.0f - ls) + 0.5f * ls : t[j];
-            if (c->from_logits) {
-                float z = p[j];
-                L += (double)(z > 0.0f ? z : 0.0f) - (double)z * tt + log1p(exp(-fabs((double)z)));
-                if (g) { /* sigmoid(z) - t without cancelling when sigmoid(z) ~ t ~ 1 */
-                    float e = expf(-fabsf(z)), sm = e / (1.0f + e); /* sigmoid(-|z|) */
-                    g[j] = k * (z >= 0.0f ? (1.0f - tt) - sm : sm - tt);
-                }
-            } else {
-                float pc = clipf(p[j]);
-                L -= (double)tt * log((double)pc) + (1.0 - (double)tt) * log1p(-(double)pc);
-                if (g) g[j] = (p[j] >= EPS_LO && p[j] <= EPS_HI)
-                                  ? k * (-tt / pc + (1.0f - tt) / (1.0f - pc)) : 0.0f;
-            }
+            /* probabilities (the logits form goes through bce_logits_rows) */
+            float pc = clipf(p[j]);
+            L -= (double)tt * log((double)pc) + (1.0 - (double)tt) * log1p(-(double)pc);
+            if (g) g[j] = (p[j] >= EPS_LO && p[j] <= EPS_HI)
+                              ? k * (-tt / pc + (1.0f - tt) / (1.0f - pc)) : 0.0f;
         }
         return L / n;
     }
@@ -158,11 +150,57 @@ static double row_loss(const loss_ctx *c, int64_t i, float gs, float *g) {
     return 0.0;
 }
 
+#define BCE_BLOCK 1024
+
+/* Binary CE on logits for rows [r0, r1): the vector kernel fills per-element losses for blocks
+ * of whole rows (or pieces of one long row); rows are then summed in order, in double. */
+static double bce_logits_rows(const loss_ctx *c, int64_t r0, int64_t r1) {
+    float lb[BCE_BLOCK];
+    const int64_t n = c->cols;
+    const float ls = c->param, c1 = 1.0f - ls, c0 = 0.5f * ls, inv_n = 1.0f / (float)n;
+    const float *t = c->target;
+    double s = 0.0;
+    int64_t rpb = n <= BCE_BLOCK ? BCE_BLOCK / n : 1;
+    for (int64_t r = r0; r < r1; r += rpb) {
+        int64_t nr = NNC_MIN(rpb, r1 - r);
+        for (int64_t i = r; i < r + nr; i++) {
+            float wi = c->w ? c->w[i] : 1.0f;
+            float *g = c->grad ? c->grad + i * n : NULL;
+            double acc = 0.0;
+            for (int64_t j0 = 0; j0 < n; j0 += BCE_BLOCK) {
+                int64_t m = NNC_MIN((int64_t)BCE_BLOCK, n - j0);
+                const float *lp;
+                if (n <= BCE_BLOCK) { /* the block holds rows r..r+nr: compute once */
+                    if (i == r)
+                        nnc_elem_k.bce_logits(c->pred + r * n, t + r * n, c1, c0, lb,
+                                              c->grad ? c->grad + r * n : NULL, nr * n);
+                    lp = lb + (i - r) * n;
+                } else {
+                    nnc_elem_k.bce_logits(c->pred + i * n + j0, t + i * n + j0, c1, c0, lb,
+                                          g ? g + j0 : NULL, m);
+                    lp = lb;
+                }
+                for (int64_t j = 0; j < m; j++) acc += lp[j];
+            }
+            s += (double)wi * (acc / n);
+            if (g) {
+                float k = c->scale * wi * inv_n;
+                for (int64_t j = 0; j < n; j++) g[j] *= k;
+            }
+        }
+    }
+    return s;
+}
+
 static void loss_chunks(void *pv, int64_t k0, int64_t k1) {
     loss_ctx *c = pv;
     for (int64_t k = k0; k < k1; k++) {
         int64_t r0 = (c->c0 + k) * NNC_REDUCE_CHUNK;
         int64_t r1 = NNC_MIN(r0 + NNC_REDUCE_CHUNK, c->rows);
+        if (c->loss == NNC_LOSS_BINARY_CE && c->from_logits) {
+            c->part[k] = bce_logits_rows(c, r0, r1);
+            continue;
+        }
         double s = 0.0;
         for (int64_t i = r0; i < r1; i++) {
             float wi = c->w ? c->w[i] : 1.0f;

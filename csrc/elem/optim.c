@@ -17,23 +17,28 @@ typedef struct {
     int nesterov, centered;
 } opt_ctx;
 
-static void sgd_range(void *pv, int64_t i0, int64_t i1) {
-    const opt_ctx *c = pv;
-    float *p = c->p, *m = c->m;
-    const float *g = c->g;
-    const float lr = c->lr, mom = c->mom, wd = c->wd;
-    for (int64_t i = i0; i < i1; i++) {
+/* ---- generic kernels (vector ones: elem/vmath_impl.h) ---- */
+
+void nnc_sgd__generic(float *p, const float *g, float *m, int64_t n, float lr, float mom,
+                      int nesterov, float wd) {
+    for (int64_t i = 0; i < n; i++) {
         float pi = p[i];
         if (wd != 0.0f) pi = pi - pi * wd * lr;
         if (m) {
             float mi = m[i] * mom - g[i] * lr;
             m[i] = mi;
-            pi = c->nesterov ? pi + (mi * mom - g[i] * lr) : pi + mi;
+            pi = nesterov ? pi + (mi * mom - g[i] * lr) : pi + mi;
         } else {
             pi = pi - g[i] * lr;
         }
         p[i] = pi;
     }
+}
+
+static void sgd_range(void *pv, int64_t i0, int64_t i1) {
+    const opt_ctx *c = pv;
+    nnc_elem_k.sgd(c->p + i0, c->g + i0, c->m ? c->m + i0 : NULL, i1 - i0, c->lr, c->mom,
+                   c->nesterov, c->wd);
 }
 
 int nnc_sgd_update(float *p, const float *g, float *m, int64_t n, float lr, float momentum,
@@ -47,15 +52,11 @@ int nnc_sgd_update(float *p, const float *g, float *m, int64_t n, float lr, floa
     return NNC_OK;
 }
 
-static void adam_range(void *pv, int64_t i0, int64_t i1) {
-    const opt_ctx *c = pv;
-    float *p = c->p, *m = c->m, *v = c->v, *vmax = c->vmax;
-    const float *g = c->g;
-    const float a = c->alpha, ob1 = 1.0f - c->b1, ob2 = 1.0f - c->b2, eps = c->eps;
-    const float wdlr = c->wd, lr = c->lr;
-    for (int64_t i = i0; i < i1; i++) {
+void nnc_adam__generic(float *p, const float *g, float *m, float *v, float *vmax, int64_t n,
+                       float lr, float a, float ob1, float ob2, float eps, float wd) {
+    for (int64_t i = 0; i < n; i++) {
         float pi = p[i], gi = g[i];
-        if (wdlr != 0.0f) pi = pi - pi * wdlr * lr;
+        if (wd != 0.0f) pi = pi - pi * wd * lr;
         float mi = m[i] + (gi - m[i]) * ob1;
         float vi = v[i] + (gi * gi - v[i]) * ob2;
         m[i] = mi;
@@ -66,6 +67,12 @@ static void adam_range(void *pv, int64_t i0, int64_t i1) {
         }
         p[i] = pi - (mi * a) / (sqrtf(vi) + eps);
     }
+}
+
+static void adam_range(void *pv, int64_t i0, int64_t i1) {
+    const opt_ctx *c = pv;
+    nnc_elem_k.adam(c->p + i0, c->g + i0, c->m + i0, c->v + i0, c->vmax ? c->vmax + i0 : NULL,
+                    i1 - i0, c->lr, c->alpha, 1.0f - c->b1, 1.0f - c->b2, c->eps, c->wd);
 }
 
 int nnc_adam_update(float *p, const float *g, float *m, float *v, float *vmax, int64_t n, float lr,
@@ -80,13 +87,10 @@ int nnc_adam_update(float *p, const float *g, float *m, float *v, float *vmax, i
     return NNC_OK;
 }
 
-static void rmsprop_range(void *pv, int64_t i0, int64_t i1) {
-    const opt_ctx *c = pv;
-    float *p = c->p, *m = c->m, *v = c->v, *mg = c->mg;
-    const float *g = c->g;
-    const float rho = c->rho, orho = 1.0f - c->rho, eps = c->eps, lr = c->lr, mom = c->mom;
-    const float wd = c->wd;
-    for (int64_t i = i0; i < i1; i++) {
+void nnc_rmsprop__generic(float *p, const float *g, float *v, float *m, float *mg, int64_t n,
+                          float lr, float rho, float mom, float eps, float wd) {
+    const float orho = 1.0f - rho;
+    for (int64_t i = 0; i < n; i++) {
         float pi = p[i], gi = g[i];
         if (wd != 0.0f) pi = pi - pi * wd * lr;
         float vi = rho * v[i] + orho * (gi * gi);
@@ -109,6 +113,12 @@ static void rmsprop_range(void *pv, int64_t i0, int64_t i1) {
         }
         p[i] = pi;
     }
+}
+
+static void rmsprop_range(void *pv, int64_t i0, int64_t i1) {
+    const opt_ctx *c = pv;
+    nnc_elem_k.rmsprop(c->p + i0, c->g + i0, c->v + i0, c->m ? c->m + i0 : NULL,
+                       c->mg ? c->mg + i0 : NULL, i1 - i0, c->lr, c->rho, c->mom, c->eps, c->wd);
 }
 
 int nnc_rmsprop_update(float *p, const float *g, float *v, float *m, float *mg, int64_t n, float lr,

@@ -31,11 +31,28 @@ typedef struct nnc_elem_kernels {
      * the terms into e when e != NULL (float sum in a fixed order per ISA). */
     float (*row_max)(const float *x, int64_t n);
     float (*exp_shift_sum)(const float *x, float shift, float *e, int64_t n);
+    /* binary cross-entropy on logits z, targets t smoothed as tt = t*c1 + c0: per-element loss
+     * l = max(z,0) - z*tt + log1p(e^-|z|) and, if g != NULL, g = sigmoid(z) - tt (unscaled) */
+    void (*bce_logits)(const float *z, const float *t, float c1, float c0, float *l, float *g,
+                       int64_t n);
+    /* optimizer steps over n values (formulas in elem/optim.c); NULL slots are unused */
+    void (*sgd)(float *p, const float *g, float *m, int64_t n, float lr, float mom, int nesterov,
+                float wd);
+    void (*adam)(float *p, const float *g, float *m, float *v, float *vmax, int64_t n, float lr,
+                 float alpha, float ob1, float ob2, float eps, float wd);
+    void (*rmsprop)(float *p, const float *g, float *v, float *m, float *mg, int64_t n, float lr,
+                    float rho, float mom, float eps, float wd);
 } nnc_elem_kernels;
 
 extern nnc_elem_kernels nnc_elem_k;
 
 void nnc_elem_fill__generic(nnc_elem_kernels *k);
+void nnc_sgd__generic(float *p, const float *g, float *m, int64_t n, float lr, float mom,
+                      int nesterov, float wd);
+void nnc_adam__generic(float *p, const float *g, float *m, float *v, float *vmax, int64_t n,
+                       float lr, float alpha, float ob1, float ob2, float eps, float wd);
+void nnc_rmsprop__generic(float *p, const float *g, float *v, float *m, float *mg, int64_t n,
+                          float lr, float rho, float mom, float eps, float wd);
 void nnc_elem_fill__avx2(nnc_elem_kernels *k);
 void nnc_elem_fill__avx512(nnc_elem_kernels *k);
 

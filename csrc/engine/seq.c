@@ -30,6 +30,10 @@ struct nnc_seq {
     float loss_param;
     nnc_optimizer opt;
     int64_t t;
+    /* trainable ranges (offsets into P/G) with their regularizers */
+    int nr;
+    int64_t *roff, *rlen;
+    float *rl1, *rl2;
 };
 
 nnc_seq *nnc_seq_new(nnc_node **nodes, int n_nodes, int64_t in_size, int out_act) {
@@ -63,7 +67,30 @@ void nnc_seq_free(nnc_seq *s) {
     nnc_free(s->lbuf);
     nnc_free(s->wbuf);
     nnc_free(s->pbuf);
+    nnc_free(s->roff);
     nnc_free(s);
+}
+
+int nnc_seq_set_param_ranges(nnc_seq *s, int n_ranges, const int64_t *offsets,
+                             const int64_t *sizes, const float *l1, const float *l2) {
+    if (n_ranges < 0) return NNC_E_ARG;
+    /* one block: offsets, lengths, l1, l2 */
+    size_t bytes = (size_t)(n_ranges > 0 ? n_ranges : 1) * (2 * sizeof(int64_t) + 2 * sizeof(float));
+    char *blk = (char *)nnc_malloc(bytes);
+    if (!blk) return NNC_E_NOMEM;
+    nnc_free(s->roff);
+    s->roff = (int64_t *)blk;
+    s->rlen = s->roff + (n_ranges > 0 ? n_ranges : 1);
+    s->rl1 = (float *)(s->rlen + (n_ranges > 0 ? n_ranges : 1));
+    s->rl2 = s->rl1 + (n_ranges > 0 ? n_ranges : 1);
+    for (int i = 0; i < n_ranges; i++) {
+        s->roff[i] = offsets[i];
+        s->rlen[i] = sizes[i];
+        s->rl1[i] = l1 ? l1[i] : 0.f;
+        s->rl2[i] = l2 ? l2[i] : 0.f;
+    }
+    s->nr = n_ranges;
+    return 0;
 }
 
 int64_t nnc_seq_out_size(const nnc_seq *s) { return s->out_size; }
@@ -149,6 +176,11 @@ int nnc_seq_compile(nnc_seq *s, float *params, float *grads, int64_t n_params, i
                ((s->out_act == NNC_ACT_SIGMOID && loss == NNC_LOSS_BINARY_CE) ||
                 (s->out_act == NNC_ACT_SOFTMAX &&
                  (loss == NNC_LOSS_CATEGORICAL_CE || loss == NNC_LOSS_SPARSE_CATEGORICAL_CE)));
+    if (!s->roff) {
+        int64_t off = 0;
+        int st = nnc_seq_set_param_ranges(s, n_params > 0 ? 1 : 0, &off, &n_params, NULL, NULL);
+        if (st) return st;
+    }
     s->compiled = 1;
     return 0;
 }
@@ -182,32 +214,74 @@ static double sumsq(const float *g, int64_t n) {
     return acc;
 }
 
+static void scale(float *g, int64_t n, float f) {
+    for (int64_t i = 0; i < n; i++) g[i] *= f;
+}
+
+/* Adds the regularizers' gradients (and returns their loss) for the current weights. */
+static double regularize(nnc_seq *s) {
+    double pen = 0.0;
+    for (int r = 0; r < s->nr; r++) {
+        float l1 = s->rl1[r], l2 = s->rl2[r];
+        if (l1 == 0.f && l2 == 0.f) continue;
+        const float *w = s->P + s->roff[r];
+        float *g = s->G + s->roff[r];
+        double a1 = 0.0, a2 = 0.0;
+        for (int64_t i = 0; i < s->rlen[r]; i++) {
+            float v = w[i];
+            a1 += fabsf(v);
+            a2 += (double)v * v;
+            g[i] += l1 * (v > 0.f ? 1.f : (v < 0.f ? -1.f : 0.f)) + 2.f * l2 * v;
+        }
+        pen += l1 * a1 + l2 * a2;
+    }
+    return pen;
+}
+
 static int optimizer_step(nnc_seq *s, float lr) {
     const nnc_optimizer *o = &s->opt;
-    int64_t n = s->np;
-    float *g = s->G;
-    if (n == 0) return 0;
+    if (s->nr == 0) return 0;
     if (o->clipvalue > 0.f)
-        for (int64_t i = 0; i < n; i++) g[i] = g[i] > o->clipvalue ? o->clipvalue : (g[i] < -o->clipvalue ? -o->clipvalue : g[i]);
-    if (o->global_clipnorm > 0.f) {
-        double norm = sqrt(sumsq(g, n));
-        if (norm > o->global_clipnorm) {
-            float f = (float)(o->global_clipnorm / norm);
-            for (int64_t i = 0; i < n; i++) g[i] *= f;
+        for (int r = 0; r < s->nr; r++) {
+            float *g = s->G + s->roff[r], c = o->clipvalue;
+            for (int64_t i = 0; i < s->rlen[r]; i++) g[i] = g[i] > c ? c : (g[i] < -c ? -c : g[i]);
         }
+    if (o->clipnorm > 0.f) /* per variable, as Keras */
+        for (int r = 0; r < s->nr; r++) {
+            double norm = sqrt(sumsq(s->G + s->roff[r], s->rlen[r]));
+            if (norm > o->clipnorm) scale(s->G + s->roff[r], s->rlen[r], (float)(o->clipnorm / norm));
+        }
+    if (o->global_clipnorm > 0.f) {
+        double tot = 0.0;
+        for (int r = 0; r < s->nr; r++) tot += sumsq(s->G + s->roff[r], s->rlen[r]);
+        double norm = sqrt(tot);
+        if (norm > o->global_clipnorm)
+            for (int r = 0; r < s->nr; r++)
+                scale(s->G + s->roff[r], s->rlen[r], (float)(o->global_clipnorm / norm));
     }
     s->t += 1;
-    switch (o->kind) {
-    case NNC_OPT_SGD:
-        return nnc_sgd_update(s->P, g, s->s0, n, lr, o->momentum, o->nesterov, o->weight_decay, 0);
-    case NNC_OPT_ADAM:
-        return nnc_adam_update(s->P, g, s->s0, s->s1, o->amsgrad ? s->s2 : NULL, n, lr, o->beta1,
-                               o->beta2, o->eps, s->t, o->weight_decay, 0);
-    case NNC_OPT_RMSPROP:
-        return nnc_rmsprop_update(s->P, g, s->s0, s->s1, s->s2, n, lr, o->rho, o->momentum, o->eps,
-                                  o->centered, o->weight_decay, 0);
-    default: return NNC_E_ARG;
+    int st = 0;
+    for (int r = 0; r < s->nr && !st; r++) {
+        int64_t off = s->roff[r], n = s->rlen[r];
+        float *p = s->P + off, *g = s->G + off;
+        float *m0 = s->s0 ? s->s0 + off : NULL, *m1 = s->s1 ? s->s1 + off : NULL,
+              *m2 = s->s2 ? s->s2 + off : NULL;
+        switch (o->kind) {
+        case NNC_OPT_SGD:
+            st = nnc_sgd_update(p, g, m0, n, lr, o->momentum, o->nesterov, o->weight_decay, 0);
+            break;
+        case NNC_OPT_ADAM:
+            st = nnc_adam_update(p, g, m0, m1, o->amsgrad ? m2 : NULL, n, lr, o->beta1, o->beta2,
+                                 o->eps, s->t, o->weight_decay, 0);
+            break;
+        case NNC_OPT_RMSPROP:
+            st = nnc_rmsprop_update(p, g, m0, m1, m2, n, lr, o->rho, o->momentum, o->eps,
+                                    o->centered, o->weight_decay, 0);
+            break;
+        default: st = NNC_E_ARG;
+        }
     }
+    return st;
 }
 
 /* Backward through all nodes from the loss gradient in g[0]; dx of the first node into dx0. */
@@ -260,7 +334,9 @@ int nnc_seq_train(nnc_seq *s, const float *X, const void *Y, const float *sw, co
             memcpy(preds + r0 * s->out_size, p, (size_t)(rows * s->out_size) * sizeof(float));
         }
         st = backward(s, s->xbuf, rows, NULL);
-        if (!st) st = optimizer_step(s, lrs[b]);
+        if (st) break;
+        batch_loss[b] += regularize(s); /* Keras adds the penalties to the reported loss */
+        st = optimizer_step(s, lrs[b]);
         if (!st) st = nnc_seq_params_changed(s);
     }
     return st;
@@ -300,6 +376,31 @@ int nnc_seq_gradients(nnc_seq *s, const float *X, const void *Y, const float *sw
     if (st) return st;
     if (s->n == 0) {
         if (dx) memcpy(dx, s->g[0], (size_t)(n * s->in_size) * sizeof(float));
+        return 0;
+    }
+    return backward(s, X, n, dx);
+}
+
+int nnc_seq_output_gradients(nnc_seq *s, const float *X, int64_t n, const float *upstream,
+                             float *dx, float *out) {
+    if (n < 1) return NNC_E_ARG;
+    int st = reserve(s, n);
+    if (st) return st;
+    const float *y = forward(s, X, n, 2, &st);
+    if (st) return st;
+    int64_t m = n * s->out_size;
+    float *g = s->g[0];
+    memcpy(g, upstream, (size_t)m * sizeof(float));
+    if (s->out_act != NNC_ACT_LINEAR) {
+        st = nnc_act_forward(s->out_act, 0.f, y, s->pbuf, n, s->out_size, 0);
+        if (!st) st = nnc_act_backward(s->out_act, 0.f, y, s->pbuf, g, g, n, s->out_size, NULL, 0);
+        if (st) return st;
+        if (out) memcpy(out, s->pbuf, (size_t)m * sizeof(float));
+    } else if (out) {
+        memcpy(out, y, (size_t)m * sizeof(float));
+    }
+    if (s->n == 0) {
+        memcpy(dx, g, (size_t)m * sizeof(float));
         return 0;
     }
     return backward(s, X, n, dx);

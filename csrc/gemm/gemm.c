@@ -25,13 +25,15 @@
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
 static const nnc_f32_gemm_config CFG_GENERIC = {NNC_ISA_GENERIC, 4, 16, 256, 1.0f,
-                                                nnc_f32_gemm_ukernel_4x16__generic};
+                                                nnc_f32_gemm_ukernel_4x16__generic, NULL};
 #if NNC_X86
 static const nnc_f32_gemm_config CFG_AVX2 = {NNC_ISA_AVX2, 6, 16, 256, 0.6f,
-                                             nnc_f32_gemm_ukernel_6x16__avx2};
+                                             nnc_f32_gemm_ukernel_6x16__avx2,
+                                             nnc_f32_gemm_packt__avx2};
 /* KC = 256: a 8 x 256 A slice (8 KiB) and a 256 x 32 B panel (32 KiB) fit Zen5's 48 KiB L1d. */
 static const nnc_f32_gemm_config CFG_AVX512 = {NNC_ISA_AVX512, 8, 32, 256, 0.3f,
-                                               nnc_f32_gemm_ukernel_8x32__avx512};
+                                               nnc_f32_gemm_ukernel_8x32__avx512,
+                                               nnc_f32_gemm_packt__avx2};
 #endif
 
 #define NNC_GEMM_MAX_NR 32
@@ -190,9 +192,9 @@ static void gemm_drive(gemm_job *g, int pack, const float *B, int64_t ldb, int t
     int nt = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * g->M * g->N * g->K * g->cfg->par_scale,
                                                        NNC_MAX(strips, panels));
     if (nthreads > 0 && nnc_forked_child()) nt = 1;
-    if (pack == 2) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, nr, panels - 1, panels, pk);
+    if (pack == 2) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, panels - 1, panels, pk);
     if (nt <= 1) {
-        if (pack == 1) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, nr, 0, panels, pk);
+        if (pack == 1) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, 0, panels, pk);
         gemm_run(g, 0, strips, 0, panels);
         return;
     }
@@ -205,19 +207,19 @@ static void gemm_drive(gemm_job *g, int pack, const float *B, int64_t ldb, int t
         if (by_rows) {
             if (pack == 1) {
                 const int64_t q0 = t * panels / T, q1 = (t + 1) * panels / T;
-                nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, nr, q0, q1, pk + q0 * g->K * nr);
+                nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, q0, q1, pk + q0 * g->K * nr);
 #pragma omp barrier
             }
             gemm_run(g, t * strips / T, (t + 1) * strips / T, 0, panels);
         } else {
             const int64_t q0 = t * panels / T, q1 = (t + 1) * panels / T;
-            if (pack == 1) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, nr, q0, q1, pk + q0 * g->K * nr);
+            if (pack == 1) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, q0, q1, pk + q0 * g->K * nr);
             gemm_run(g, 0, strips, q0, q1);
         }
     }
 #else
     (void)by_rows;
-    if (pack == 1) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, nr, 0, panels, pk);
+    if (pack == 1) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, 0, panels, pk);
     gemm_run(g, 0, strips, 0, panels);
 #endif
 }
@@ -255,8 +257,10 @@ int nnc_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alp
     const int64_t nr = g.cfg->nr;
     const int64_t strips = (M + g.cfg->mr - 1) / g.cfg->mr;
     const int64_t panels = (N + nr - 1) / nr;
-    /* B in place when each panel feeds few strips (packing would not pay for itself). */
-    const int direct = !transB && (strips <= 4 || K * N <= 16384);
+    /* B in place (measured on Zen5, bench/): packing costs a pass over B that few strips do not
+     * pay back, and small B stays cached anyway; wide B (ldb >= 1024 floats) maps its rows onto
+     * few cache sets, so it is packed whatever M. */
+    const int direct = !transB && ((ldb <= 512 && strips <= 64) || K * N <= 16384);
     int shared = 0;
     float *pk;
     if (direct) {
@@ -314,7 +318,7 @@ int nnc_pack_b(nnc_packed *p, const float *B, int64_t ldb, int transB) {
     if (!p) return NNC_E_ARG;
     const nnc_f32_gemm_config *cfg = g_cfg;
     const int64_t panels = (p->N + cfg->nr - 1) / cfg->nr;
-    if (p->K > 0) nnc_f32_pack_b_panels(p->K, p->N, B, ldb, transB, cfg->nr, 0, panels, p->data);
+    if (p->K > 0) nnc_f32_pack_b_panels(p->K, p->N, B, ldb, transB, cfg, 0, panels, p->data);
     p->cfg = cfg;
     return NNC_OK;
 }

@@ -36,6 +36,9 @@ typedef struct {
      * ~100 GFLOP/s kernel, and a faster one needs more work before a region pays off. */
     float par_scale;
     nnc_f32_gemm_ukernel_fn ukernel;
+    /* Packs one panel of a transposed source (B is N x K): K rows of w <= nr columns, zero
+     * padded to nr. NULL: the portable loop in pack.c. */
+    void (*packt)(size_t K, size_t w, const float *B, ptrdiff_t ldb, size_t nr, float *dst);
 } nnc_f32_gemm_config;
 
 /* The configuration of an ISA (falls back to generic where not built). */
@@ -50,6 +53,8 @@ void nnc_f32_gemm_ukernel_6x16__avx2(size_t mr, size_t nr, size_t kc, const floa
                                      ptrdiff_t rs_a, ptrdiff_t cs_a, const float *b,
                                      ptrdiff_t rs_b, float *c, ptrdiff_t ldc,
                                      const nnc_f32_gemm_params *p);
+void nnc_f32_gemm_packt__avx2(size_t K, size_t w, const float *B, ptrdiff_t ldb, size_t nr,
+                              float *dst);
 void nnc_f32_gemm_ukernel_8x32__avx512(size_t mr, size_t nr, size_t kc, const float *a,
                                        ptrdiff_t rs_a, ptrdiff_t cs_a, const float *b,
                                        ptrdiff_t rs_b, float *c, ptrdiff_t ldc,

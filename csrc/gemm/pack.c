@@ -8,7 +8,9 @@
 #include <string.h>
 
 void nnc_f32_pack_b_panels(int64_t K, int64_t N, const float *B /* in */, int64_t ldb, int transB,
-                           int nr, int64_t p0, int64_t p1, float *dst /* out */) {
+                           const nnc_f32_gemm_config *cfg, int64_t p0, int64_t p1,
+                           float *dst /* out */) {
+    const int nr = cfg->nr;
     for (int64_t jp = p0; jp < p1; jp++) {
         const int64_t j0 = jp * nr;
         const int64_t w = NNC_MIN((int64_t)nr, N - j0);
@@ -28,22 +30,18 @@ void nnc_f32_pack_b_panels(int64_t K, int64_t N, const float *B /* in */, int64_
                     for (; j < nr; j++) d[j] = 0.f;
                 }
             }
+        } else if (cfg->packt) {
+            cfg->packt((size_t)K, (size_t)w, B + j0 * ldb, (ptrdiff_t)ldb, (size_t)nr, d);
         } else {
-            /* op(B)(k, j) = B[j * ldb + k]: walk 4 source rows at once so reads stay sequential. */
-            int64_t j = 0;
-            for (; j + 4 <= w; j += 4) {
-                const float *s0 = B + (j0 + j) * ldb, *s1 = s0 + ldb, *s2 = s1 + ldb, *s3 = s2 + ldb;
-                float *dd = d + j;
-                for (int64_t k = 0; k < K; k++, dd += nr) {
-                    dd[0] = s0[k];
-                    dd[1] = s1[k];
-                    dd[2] = s2[k];
-                    dd[3] = s3[k];
+            /* op(B)(k, j) = B[j * ldb + k]: in blocks of 64 k so the kb x nr destination block
+             * (8 KiB at nr = 32) stays in L1 while the w source rows are read sequentially. */
+            for (int64_t k0 = 0; k0 < K; k0 += 64) {
+                const int64_t kb = NNC_MIN(64, K - k0);
+                for (int64_t j = 0; j < w; j++) {
+                    const float *s = B + (j0 + j) * ldb + k0;
+                    float *dd = d + k0 * nr + j;
+                    for (int64_t kk = 0; kk < kb; kk++) dd[kk * nr] = s[kk];
                 }
-            }
-            for (; j < w; j++) {
-                const float *s = B + (j0 + j) * ldb;
-                for (int64_t k = 0; k < K; k++) d[k * nr + j] = s[k];
             }
             if (w < nr)
                 for (int64_t k = 0; k < K; k++)

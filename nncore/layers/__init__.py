@@ -1,5 +1,11 @@
 """Keras-named layers."""
 from .base import Input, InputLayer, Layer
 from .core import Activation, Dense
+from .conv import *  # noqa: F401,F403
+from .pooling import *  # noqa: F401,F403
+from .reshaping import *  # noqa: F401,F403
+from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+from . import conv as _conv, pooling as _pooling, reshaping as _reshaping
 
-__all__ = ["Layer", "Input", "InputLayer", "Dense", "Activation"]
+__all__ = (["Layer", "Input", "InputLayer", "Dense", "Activation", "LSTM", "GRU", "SimpleRNN", "Bidirectional"]
+           + _conv.__all__ + _pooling.__all__ + _reshaping.__all__)

@@ -9,7 +9,7 @@ import itertools
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 
 _uid = itertools.count()
 _name_counts = {}
@@ -72,13 +72,16 @@ class Layer:
         return []
 
     # ---- Keras surface ------------------------------------------------------------------
-    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True):
+    def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True, regularizer=None):
+        """Declare a weight (in Keras's order). Non-trainable weights (moving statistics) are
+        skipped by the optimizer; regularizers add their penalty in the C training step."""
         shape = tuple(int(s) for s in shape)
         init = initializers.get(initializer)
+        reg = regularizers.get(regularizer)
         value = np.asarray(init(shape, dtype="float32"), dtype=np.float32)
         if value.shape != shape:
             raise ValueError(f"initializer for {self.name}/{name} returned shape {value.shape}, expected {shape}")
-        self._specs.append((name, shape, init, trainable))
+        self._specs.append((name, shape, init, bool(trainable), reg))
         self._weights.append(value)
         return value
 
@@ -112,7 +115,7 @@ class Layer:
         weights = list(weights)
         if len(weights) != len(self._weights):
             raise ValueError(f"layer {self.name!r} expects {len(self._weights)} weight arrays, got {len(weights)}")
-        for (name, shape, _, _), w in zip(self._specs, weights):
+        for (name, shape, *_), w in zip(self._specs, weights):
             w = np.asarray(w)
             if w.shape != shape:
                 raise ValueError(f"layer {self.name!r} weight {name!r}: expected shape {shape}, got {w.shape}")

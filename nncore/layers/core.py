@@ -1,5 +1,5 @@
 """Dense and Activation."""
-from .. import activations
+from .. import activations, regularizers
 from .. import _kernels as K
 from .base import Layer
 
@@ -12,8 +12,11 @@ class Dense(Layer):
     _splittable = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
+        if activity_regularizer is not None or kernel_constraint is not None or bias_constraint is not None:
+            raise ValueError("Dense: activity_regularizer and weight constraints are not supported yet")
         if isinstance(units, bool) or not isinstance(units, int) or units < 1:
             raise ValueError(f"Dense: units must be a positive int, got {units!r}")
         self.units = units
@@ -21,15 +24,18 @@ class Dense(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def build(self, input_shape):
         if len(input_shape) != 1:
             raise ValueError(
                 f"Dense {self.name!r} expects 1-D samples (batch, features), got input shape "
                 f"(None, {', '.join(map(str, input_shape))}); add a Flatten layer before it")
-        self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer,
+                        regularizer=self.kernel_regularizer)
         if self.use_bias:
-            self.add_weight("bias", (self.units,), self.bias_initializer)
+            self.add_weight("bias", (self.units,), self.bias_initializer, regularizer=self.bias_regularizer)
 
     @property
     def kernel(self):
@@ -51,7 +57,9 @@ class Dense(Layer):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "use_bias": self.use_bias,
                 "kernel_initializer": _init_cfg(self.kernel_initializer),
-                "bias_initializer": _init_cfg(self.bias_initializer)}
+                "bias_initializer": _init_cfg(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
 
 class Activation(Layer):

@@ -19,7 +19,9 @@ typedef struct {
     /* Make room for `batch` samples: (re)allocate self->y (batch x out_size, 64-byte aligned)
      * and any workspace. Called only when the batch capacity grows, never per step. */
     int (*reserve)(nnc_node *self, int64_t batch);
-    /* self->y[0 : batch*out_size] = f(x). training != 0: keep what backward needs. */
+    /* self->y[0 : batch*out_size] = f(x). training: 0 inference; 1 training (dropout active,
+     * batch statistics); 2 inference behaviour but keep what backward needs (explanations,
+     * input gradients). Any training != 0 must keep what backward needs. */
     int (*forward)(nnc_node *self, const float *x, int64_t batch, int training);
     /* dy: [batch x out_size] gradient of the loss w.r.t. self->y; the node may overwrite it.
      * Writes the parameter gradients into self->grads (overwrite, never accumulate) and, when
@@ -75,6 +77,13 @@ typedef struct {
     float clipnorm, clipvalue, global_clipnorm; /* 0 = off */
 } nnc_optimizer;
 
+/* Which parts of the parameter arena the optimizer updates (trainable weights of trainable
+ * layers), one range per weight tensor, with optional L1/L2 penalties (Keras regularizers:
+ * l1*sum|w| + l2*sum w^2 added to the loss and its gradient). Until this is called, the whole
+ * arena is one trainable range. clipnorm applies per range (per variable, as Keras). */
+int nnc_seq_set_param_ranges(nnc_seq *s, int n_ranges, const int64_t *offsets,
+                             const int64_t *sizes, const float *l1, const float *l2);
+
 int nnc_seq_compile(nnc_seq *s, float *params, float *grads, int64_t n_params, int loss,
                     int from_logits, float loss_param, const nnc_optimizer *opt, float *slot0,
                     float *slot1, float *slot2);
@@ -101,6 +110,11 @@ int nnc_seq_evaluate(nnc_seq *s, const float *X, const void *Y, const float *sw,
  * NULL), without an update: for explanations and gradient checks. */
 int nnc_seq_gradients(nnc_seq *s, const float *X, const void *Y, const float *sw, int64_t n,
                       double *loss_sum, float *dx);
+
+/* d(sum(upstream * model(X)))/dX: backward from a given gradient on the model's outputs (after
+ * out_act), with inference behaviour (training mode 2). For explanations. n <= any batch. */
+int nnc_seq_output_gradients(nnc_seq *s, const float *X, int64_t n, const float *upstream,
+                             float *dx, float *out);
 
 #ifdef __cplusplus
 }

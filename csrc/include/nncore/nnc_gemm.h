@@ -25,7 +25,9 @@ int nnc_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alp
               int64_t ldc, const nnc_epilogue *ep, int nthreads);
 
 /* Pre-packed B (the weights): allocated once for a K x N operand, refilled after every
- * optimizer step by nnc_pack_b (no allocation). The layout depends on the ISA chosen at init. */
+ * optimizer step by nnc_pack_b (no allocation). The layout depends on the kernel in use when
+ * nnc_pack_b ran; the operand remembers it, and nnc_sgemm_packed uses that kernel even if the
+ * ISA was switched since (repack to move to the new one). M, N, K of the call must match. */
 typedef struct nnc_packed nnc_packed;
 nnc_packed *nnc_packed_new(int64_t K, int64_t N);
 void nnc_packed_free(nnc_packed *p);

@@ -16,6 +16,7 @@
 #define VSUB _mm256_sub_ps
 #define VMUL _mm256_mul_ps
 #define VDIV _mm256_div_ps
+#define VSQRT _mm256_sqrt_ps
 #define VFMA _mm256_fmadd_ps
 #define VMAX _mm256_max_ps
 #define VMIN _mm256_min_ps
@@ -36,6 +37,13 @@
         a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(v_, 1)));                    \
     } while (0)
 #define TARGET NNC_TARGET_AVX2
+static inline NNC_TARGET_AVX2 __m256i tailmask__avx2(int r) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#define VLOAD_TAIL(p, r) _mm256_maskload_ps((p), tailmask__avx2(r))
+#define VSTORE_TAIL(p, v, r) _mm256_maskstore_ps((p), tailmask__avx2(r), (v))
+#define VMASKZ(v, r) _mm256_and_ps((v), _mm256_castsi256_ps(tailmask__avx2(r)))
+#define VBLEND_TAIL(f, t, r) _mm256_blendv_ps((f), (t), _mm256_castsi256_ps(tailmask__avx2(r)))
 #define FN(name) name##__avx2
 
 static inline TARGET double vdsum__avx2(__m256d a0, __m256d a1) {

@@ -1,6 +1,6 @@
 /* AVX-512 elementwise kernels: the AVX2 set at 16 lanes (see elem/vmath_impl.h for the loops and
- * vmath_avx512.h for the math). Tails through a stack buffer, like the AVX2 version, so results
- * do not depend on array position; masked loads would do too but gain nothing here. */
+ * vmath_avx512.h for the math). Masked tails, as in the AVX2 version, so results do not depend
+ * on array position. */
 #include "../../elem/vmath.h"
 
 #if NNC_X86
@@ -15,6 +15,7 @@
 #define VSUB _mm512_sub_ps
 #define VMUL _mm512_mul_ps
 #define VDIV _mm512_div_ps
+#define VSQRT _mm512_sqrt_ps
 #define VFMA _mm512_fmadd_ps
 #define VMAX _mm512_max_ps
 #define VMIN _mm512_min_ps
@@ -35,6 +36,11 @@
         a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v_, 1)));                   \
     } while (0)
 #define TARGET NNC_TARGET_AVX512
+#define TAILMASK(r) ((__mmask16)((1u << (r)) - 1u))
+#define VLOAD_TAIL(p, r) _mm512_maskz_loadu_ps(TAILMASK(r), (p))
+#define VSTORE_TAIL(p, v, r) _mm512_mask_storeu_ps((p), TAILMASK(r), (v))
+#define VMASKZ(v, r) _mm512_maskz_mov_ps(TAILMASK(r), (v))
+#define VBLEND_TAIL(f, t, r) _mm512_mask_blend_ps(TAILMASK(r), (f), (t))
 #define FN(name) name##__avx512
 
 static inline TARGET double vdsum__avx512(__m512d a0, __m512d a1) {
@@ -44,13 +50,7 @@ static inline TARGET double vdsum__avx512(__m512d a0, __m512d a1) {
 }
 #define VDSUM vdsum__avx512
 
-static inline TARGET float vhmax__avx512(__m512 v) {
-    float t[16];
-    _mm512_storeu_ps(t, v);
-    float m = t[0];
-    for (int i = 1; i < 16; i++) m = t[i] > m ? t[i] : m;
-    return m;
-}
+static inline TARGET float vhmax__avx512(__m512 v) { return _mm512_reduce_max_ps(v); }
 #define VHMAX vhmax__avx512
 
 #include "../../elem/vmath_impl.h"

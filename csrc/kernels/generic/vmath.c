@@ -170,7 +170,24 @@ static void softmax_bwd_row__generic(const float *y, const float *dy, float *dx,
     for (int64_t i = 0; i < n; i++) dx[i] = y[i] * (dy[i] - df);
 }
 
+static void bce_logits__generic(const float *z, const float *t, float c1, float c0, float *l,
+                                float *g, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = z[i], tt = t[i] * c1 + c0;
+        double e = exp(-fabs((double)v));
+        l[i] = (float)((double)(v > 0.0f ? v : 0.0f) - (double)v * tt + log1p(e));
+        if (g) { /* sigmoid(z) - t without cancelling when both are ~1 */
+            float sm = (float)(e / (1.0 + e)); /* sigmoid(-|z|) */
+            g[i] = v >= 0.0f ? (1.0f - tt) - sm : sm - tt;
+        }
+    }
+}
+
 void nnc_elem_fill__generic(nnc_elem_kernels *k) {
+    k->sgd = nnc_sgd__generic;
+    k->adam = nnc_adam__generic;
+    k->rmsprop = nnc_rmsprop__generic;
+    k->bce_logits = bce_logits__generic;
     k->vexp = vexp__generic;
     k->vsigmoid = vsigmoid__generic;
     k->vtanh = vtanh__generic;

@@ -1,0 +1,480 @@
+/* Conv2D forward, backward-data and backward-weights (DESIGN.md section 3).
+ *
+ * Layout: NHWC activations, HWIO kernels. Viewed row-major, HWIO is the GEMM B matrix
+ * [Kc = KH*KW*C x F], and the GEMM output [P = N*OH*OW x F] is NHWC already.
+ * Forward: 1x1/stride 1/no padding is one GEMM on x viewed as [N*H*W x C]; otherwise im2col of
+ * a chunk of output pixels (at most ~128 KB, a slice of L2, so the GEMM streams its A rows from
+ * L2) followed by a GEMM against the pre-packed weights with bias and activation in the
+ * epilogue. With enough chunks, threads take whole chunks (per-thread scratch, shared packed B);
+ * otherwise the chunks run in order and the GEMM splits N. The chunk size never depends on the
+ * thread count, so results are bitwise identical for any thread count.
+ * Backward data: stride 1 is the forward conv of dz with the flipped, channel-transposed kernel
+ * W' (packed once per weight change); stride > 1 is dcol = dz * W^T then col2im, threads over
+ * whole images so writes never collide.
+ * Backward weights: dW = sum over chunks of col(x)^T dz, chunks in order, the GEMM splitting
+ * dW's rows or columns (never the pixel sum). */
+#include "../common/internal.h"
+
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+struct nnc_conv2d {
+    nnc_conv2d_geom g;
+    nnc_conv2d_geom gb;   /* stride 1: backward data as a forward conv of dz */
+    int64_t Kc;           /* KH*KW*C */
+    int pointwise;        /* 1x1, stride 1, no padding */
+    int stride1;          /* backward data through gb (flipped kernel) */
+    int64_t rows_fwd, rows_bwd, rows_dw, rows_col2im;
+    nnc_packed *wp;       /* W  [Kc x F] */
+    nnc_packed *wbp;      /* stride 1: W' [KH*KW*F x C]; else W^T [F x Kc] */
+    float *wflip;         /* W' staging for packing */
+    const float *w;       /* weights last given to set_weights */
+    int bwd_dirty;
+    float *scratch;
+    size_t scratch_n;     /* floats */
+};
+
+static int64_t chunk_rows(int64_t k, int64_t bytes) {
+    /* Rows whose k-float rows fit in `bytes`, a multiple of 24 (any GEMM MR of 4/6/8/12). */
+    int64_t r = bytes / (4 * (k > 0 ? k : 1));
+    r = r / 24 * 24;
+    if (r < 24) r = 24;
+    if (r > 4080) r = 4080;
+    return r;
+}
+
+static int is_pointwise(const nnc_conv2d_geom *g) {
+    return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0 &&
+           g->OH == g->H && g->OW == g->W;
+}
+
+nnc_conv2d *nnc_conv2d_new(const nnc_conv2d_geom *g) {
+    nnc_conv2d *c = (nnc_conv2d *)nnc_malloc(sizeof(nnc_conv2d));
+    if (!c) return NULL;
+    memset(c, 0, sizeof(*c));
+    c->g = *g;
+    c->Kc = g->KH * g->KW * g->C;
+    c->pointwise = is_pointwise(g);
+    /* Stride 1 with >= 16 input channels: dx is a forward conv (GEMM N = C). With fewer
+     * channels that GEMM would be mostly padding, so dcol = dz W^T (N = Kc) + col2im wins. */
+    c->stride1 = c->pointwise || (g->sh == 1 && g->sw == 1 && g->C >= 16);
+    nnc_conv2d_geom b = {0};
+    b.H = g->OH; b.W = g->OW; b.C = g->F; b.KH = g->KH; b.KW = g->KW; b.F = g->C;
+    b.sh = 1; b.sw = 1; b.dh = g->dh; b.dw = g->dw;
+    b.pt = (g->KH - 1) * g->dh - g->pt;
+    b.pl = (g->KW - 1) * g->dw - g->pl;
+    b.OH = g->H; b.OW = g->W;
+    c->gb = b;
+    c->rows_fwd = chunk_rows(c->Kc, 128 * 1024);
+    c->rows_bwd = chunk_rows(g->KH * g->KW * g->F, 128 * 1024);
+    c->rows_col2im = chunk_rows(c->Kc, 128 * 1024);
+    c->rows_dw = chunk_rows(c->Kc, 256 * 1024);
+    c->wp = nnc_packed_new(c->Kc, g->F);
+    if (c->stride1) {
+        c->wbp = nnc_packed_new(g->KH * g->KW * g->F, g->C);
+        c->wflip = (float *)nnc_malloc((size_t)(c->Kc * g->F) * sizeof(float));
+    } else {
+        c->wbp = nnc_packed_new(g->F, c->Kc);
+    }
+    if (!c->wp || !c->wbp || (c->stride1 && !c->wflip)) {
+        nnc_conv2d_free(c);
+        return NULL;
+    }
+    c->bwd_dirty = 1;
+    return c;
+}
+
+void nnc_conv2d_free(nnc_conv2d *c) {
+    if (!c) return;
+    nnc_packed_free(c->wp);
+    nnc_packed_free(c->wbp);
+    nnc_free(c->wflip);
+    nnc_free(c->scratch);
+    nnc_free(c);
+}
+
+static int grow(nnc_conv2d *c, size_t n) {
+    if (n <= c->scratch_n) return 0;
+    float *p = (float *)nnc_malloc(n * sizeof(float));
+    if (!p) return NNC_E_NOMEM;
+    nnc_free(c->scratch);
+    c->scratch = p;
+    c->scratch_n = n;
+    return 0;
+}
+
+static size_t scratch_need(const nnc_conv2d *c, int T) {
+    const nnc_conv2d_geom *g = &c->g;
+    size_t a = (size_t)T * c->rows_fwd * c->Kc;
+    size_t b = (size_t)T * c->rows_bwd * g->KH * g->KW * g->F;
+    size_t d = (size_t)T * c->rows_col2im * c->Kc;
+    size_t e = (size_t)T * c->rows_dw * c->Kc;
+    size_t m = a;
+    if (b > m) m = b;
+    if (d > m) m = d;
+    if (e > m) m = e;
+    return m;
+}
+
+int nnc_conv2d_reserve(nnc_conv2d *c, int64_t batch) {
+    (void)batch; /* chunks bound the scratch, not the batch */
+    int T = nnc_get_num_threads();
+    return grow(c, scratch_need(c, T));
+}
+
+int nnc_conv2d_set_weights(nnc_conv2d *c, const float *w) {
+    c->w = w;
+    c->bwd_dirty = 1;
+    return nnc_pack_b(c->wp, w, c->g.F, 0);
+}
+
+static int pack_backward(nnc_conv2d *c) {
+    if (!c->bwd_dirty) return 0;
+    const nnc_conv2d_geom *g = &c->g;
+    int st;
+    if (c->stride1) {
+        /* W'[kh][kw][f][c] = W[KH-1-kh][KW-1-kw][c][f] */
+        const int64_t KH = g->KH, KW = g->KW, C = g->C, F = g->F;
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const float *src = c->w + ((KH - 1 - kh) * KW + (KW - 1 - kw)) * C * F;
+                float *dst = c->wflip + (kh * KW + kw) * F * C;
+                for (int64_t ci = 0; ci < C; ci++)
+                    for (int64_t f = 0; f < F; f++) dst[f * C + ci] = src[ci * F + f];
+            }
+        st = nnc_pack_b(c->wbp, c->wflip, C, 0);
+    } else {
+        st = nnc_pack_b(c->wbp, c->w, g->F, 1); /* op(B) = W^T, [F x Kc] */
+    }
+    if (st == 0) c->bwd_dirty = 0;
+    return st;
+}
+
+/* col[i, :] = the receptive field of output pixel p0 + i (rows of Kc floats, zeros for padding). */
+static void im2col_rows(const nnc_conv2d_geom *g, const float *x, int64_t p0, int64_t rows,
+                        float *col) {
+    const int64_t H = g->H, W = g->W, C = g->C, KH = g->KH, KW = g->KW;
+    const int64_t OHW = g->OH * g->OW, runlen = KW * C, Kc = KH * KW * C;
+    int64_t n = p0 / OHW, r = p0 % OHW, oh = r / g->OW, ow = r % g->OW;
+    for (int64_t i = 0; i < rows; i++) {
+        float *dst = col + i * Kc;
+        const float *xn = x + n * H * W * C;
+        const int64_t ih0 = oh * g->sh - g->pt, iw0 = ow * g->sw - g->pl;
+        const int full_w = g->dw == 1 && iw0 >= 0 && iw0 + KW <= W;
+        for (int64_t kh = 0; kh < KH; kh++) {
+            const int64_t ih = ih0 + kh * g->dh;
+            float *d = dst + kh * runlen;
+            if (ih < 0 || ih >= H) {
+                memset(d, 0, (size_t)runlen * sizeof(float));
+                continue;
+            }
+            const float *xr = xn + ih * W * C;
+            if (full_w) {
+                memcpy(d, xr + iw0 * C, (size_t)runlen * sizeof(float));
+            } else {
+                for (int64_t kw = 0; kw < KW; kw++) {
+                    const int64_t iw = iw0 + kw * g->dw;
+                    if (iw < 0 || iw >= W) memset(d + kw * C, 0, (size_t)C * sizeof(float));
+                    else memcpy(d + kw * C, xr + iw * C, (size_t)C * sizeof(float));
+                }
+            }
+        }
+        if (++ow == g->OW) {
+            ow = 0;
+            if (++oh == g->OH) {
+                oh = 0;
+                n++;
+            }
+        }
+    }
+}
+
+/* y [P x F] for the conv of geometry g with the packed kernel; pointwise is handled by callers. */
+static int conv_fwd_chunks(const nnc_conv2d_geom *g, const float *x, int64_t N,
+                           const nnc_packed *wp, const nnc_epilogue *ep, float *y, int64_t R,
+                           float *scratch, int nthreads) {
+    const int64_t Kc = g->KH * g->KW * g->C, F = g->F;
+    const int64_t P = N * g->OH * g->OW;
+    const int64_t nchunks = (P + R - 1) / R;
+    int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * P * Kc * F, nchunks);
+    if (T > 1 && nchunks >= 2 * T) {
+        int status = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(T)
+        {
+            float *col = scratch + (size_t)omp_get_thread_num() * R * Kc;
+#pragma omp for schedule(static)
+            for (int64_t ch = 0; ch < nchunks; ch++) {
+                const int64_t p0 = ch * R, rows = NNC_MIN(R, P - p0);
+                im2col_rows(g, x, p0, rows, col);
+                int st = nnc_sgemm_packed(0, rows, F, Kc, 1.f, col, Kc, wp, 0.f, y + p0 * F, F, ep, 1);
+                if (st) {
+#pragma omp atomic write
+                    status = st;
+                }
+            }
+        }
+#endif
+        return status;
+    }
+    for (int64_t ch = 0; ch < nchunks; ch++) {
+        const int64_t p0 = ch * R, rows = NNC_MIN(R, P - p0);
+        im2col_rows(g, x, p0, rows, scratch);
+        int st = nnc_sgemm_packed(0, rows, F, Kc, 1.f, scratch, Kc, wp, 0.f, y + p0 * F, F, ep,
+                                  nthreads);
+        if (st) return st;
+    }
+    return 0;
+}
+
+static int threads_setting(int nthreads) { return nthreads > 0 ? nthreads : nnc_get_num_threads(); }
+
+int nnc_conv2d_forward(nnc_conv2d *c, const float *x, int64_t N, const float *bias, int act,
+                       float alpha, float *y, int nthreads) {
+    if (act != NNC_ACT_LINEAR && act != NNC_ACT_RELU && act != NNC_ACT_LEAKY_RELU &&
+        act != NNC_ACT_RELU6)
+        return NNC_E_ARG;
+    const nnc_conv2d_geom *g = &c->g;
+    nnc_epilogue ep = {bias, act, alpha};
+    if (N <= 0) return 0;
+    if (c->pointwise)
+        return nnc_sgemm_packed(0, N * g->H * g->W, g->F, g->C, 1.f, x, g->C, c->wp, 0.f, y, g->F,
+                                &ep, nthreads);
+    int st = grow(c, scratch_need(c, threads_setting(nthreads)));
+    if (st) return st;
+    return conv_fwd_chunks(g, x, N, c->wp, &ep, y, c->rows_fwd, c->scratch, nthreads);
+}
+
+/* dx[pixel window] += dcol rows (the adjoint of im2col_rows), rows within one image. */
+static void col2im_rows_add(const nnc_conv2d_geom *g, const float *dcol, int64_t r0, int64_t rows,
+                            float *dxn) {
+    const int64_t H = g->H, W = g->W, C = g->C, KH = g->KH, KW = g->KW, Kc = KH * KW * C;
+    int64_t oh = r0 / g->OW, ow = r0 % g->OW;
+    for (int64_t i = 0; i < rows; i++) {
+        const float *src = dcol + i * Kc;
+        const int64_t ih0 = oh * g->sh - g->pt, iw0 = ow * g->sw - g->pl;
+        for (int64_t kh = 0; kh < KH; kh++) {
+            const int64_t ih = ih0 + kh * g->dh;
+            if (ih < 0 || ih >= H) continue;
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const int64_t iw = iw0 + kw * g->dw;
+                if (iw < 0 || iw >= W) continue;
+                float *d = dxn + (ih * W + iw) * C;
+                const float *s = src + (kh * KW + kw) * C;
+                for (int64_t ci = 0; ci < C; ci++) d[ci] += s[ci];
+            }
+        }
+        if (++ow == g->OW) {
+            ow = 0;
+            oh++;
+        }
+    }
+}
+
+/* One image of the strided backward-data path. */
+static int bwd_data_image(const nnc_conv2d *c, const float *dzn, float *dxn, float *dcol,
+                          int gemm_threads) {
+    const nnc_conv2d_geom *g = &c->g;
+    const int64_t OHW = g->OH * g->OW, R = c->rows_col2im, Kc = c->Kc;
+    memset(dxn, 0, (size_t)(g->H * g->W * g->C) * sizeof(float));
+    for (int64_t r0 = 0; r0 < OHW; r0 += R) {
+        const int64_t rows = NNC_MIN(R, OHW - r0);
+        int st = nnc_sgemm_packed(0, rows, Kc, g->F, 1.f, dzn + r0 * g->F, g->F, c->wbp, 0.f, dcol,
+                                  Kc, NULL, gemm_threads);
+        if (st) return st;
+        col2im_rows_add(g, dcol, r0, rows, dxn);
+    }
+    return 0;
+}
+
+int nnc_conv2d_backward_data(nnc_conv2d *c, const float *dz, int64_t N, float *dx, int nthreads) {
+    const nnc_conv2d_geom *g = &c->g;
+    if (N <= 0) return 0;
+    int st = pack_backward(c);
+    if (st) return st;
+    st = grow(c, scratch_need(c, threads_setting(nthreads)));
+    if (st) return st;
+    if (c->stride1) {
+        if (c->pointwise) /* dx = dz W^T */
+            return nnc_sgemm_packed(0, N * g->H * g->W, g->C, g->F, 1.f, dz, g->F, c->wbp, 0.f, dx,
+                                    g->C, NULL, nthreads);
+        return conv_fwd_chunks(&c->gb, dz, N, c->wbp, NULL, dx, c->rows_bwd, c->scratch, nthreads);
+    }
+    const int64_t in_img = g->H * g->W * g->C, out_img = g->OH * g->OW * g->F;
+    const double flops = 2.0 * N * g->OH * g->OW * c->Kc * g->F;
+    int T = nthreads > 0 ? nthreads : nnc_threads_for(flops, N);
+    if (T > N) T = (int)N;
+    if (T > 1) {
+        int status = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(T)
+        {
+            float *dcol = c->scratch + (size_t)omp_get_thread_num() * c->rows_col2im * c->Kc;
+#pragma omp for schedule(static)
+            for (int64_t n = 0; n < N; n++) {
+                int s = bwd_data_image(c, dz + n * out_img, dx + n * in_img, dcol, 1);
+                if (s) {
+#pragma omp atomic write
+                    status = s;
+                }
+            }
+        }
+#endif
+        return status;
+    }
+    for (int64_t n = 0; n < N; n++) {
+        st = bwd_data_image(c, dz + n * out_img, dx + n * in_img, c->scratch, nthreads);
+        if (st) return st;
+    }
+    return 0;
+}
+
+/* db[j] = sum_i dz[i, j], rows in order; threads split the columns (deterministic). */
+static void colsum_cols(const float *dz, int64_t rows, int64_t cols, float *db, int T) {
+    const int64_t blk = 16;
+    const int64_t nb = (cols + blk - 1) / blk;
+    if (T > nb) T = (int)nb;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
+#endif
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t j0 = b * blk, j1 = NNC_MIN(cols, j0 + blk);
+        float acc[16] = {0};
+        for (int64_t i = 0; i < rows; i++) {
+            const float *r = dz + i * cols;
+            for (int64_t j = j0; j < j1; j++) acc[j - j0] += r[j];
+        }
+        for (int64_t j = j0; j < j1; j++) db[j] = acc[j - j0];
+    }
+}
+
+/* dW[:, f0:f1] = sum over chunks (in order) of col(x_chunk)^T dz_chunk[:, f0:f1]. */
+static int dw_columns(const nnc_conv2d *c, const float *x, const float *dz, int64_t P, int64_t f0,
+                      int64_t f1, float *dw, float *col) {
+    const int64_t Kc = c->Kc, F = c->g.F, R = c->rows_dw;
+    if (f1 <= f0) return 0;
+    for (int64_t p0 = 0; p0 < P; p0 += R) {
+        const int64_t rows = NNC_MIN(R, P - p0);
+        im2col_rows(&c->g, x, p0, rows, col);
+        int st = nnc_sgemm(1, 0, Kc, f1 - f0, rows, 1.f, col, Kc, dz + p0 * F + f0, F,
+                           p0 == 0 ? 0.f : 1.f, dw + f0, F, NULL, 1);
+        if (st) return st;
+    }
+    return 0;
+}
+
+int nnc_conv2d_backward_weights(nnc_conv2d *c, const float *x, const float *dz, int64_t N,
+                                float *dw, float *db, int nthreads) {
+    const nnc_conv2d_geom *g = &c->g;
+    const int64_t Kc = c->Kc, F = g->F, P = N * g->OH * g->OW;
+    if (N <= 0) {
+        memset(dw, 0, (size_t)(Kc * F) * sizeof(float));
+        if (db) memset(db, 0, (size_t)F * sizeof(float));
+        return 0;
+    }
+    if (db) colsum_cols(dz, P, F, db, nthreads > 0 ? nthreads : nnc_threads_for(1.0 * P * F, F / 16));
+    if (c->pointwise)
+        return nnc_sgemm(1, 0, Kc, F, P, 1.f, x, Kc, dz, F, 0.f, dw, F, NULL, nthreads);
+    int st = grow(c, scratch_need(c, threads_setting(nthreads)));
+    if (st) return st;
+    /* One region, no barriers: threads own 16-aligned column blocks of dW and each walks all
+     * chunks in order, building its own im2col (duplicated, ~20% of the GEMM time, but no
+     * cooperative build and no sync). Every dW element sums the same chunks in the same order
+     * whatever the thread count. */
+    const int64_t nb = (F + 15) / 16;
+    int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * P * Kc * F, nb);
+    if (T > nb) T = (int)nb;
+    if (T > 1) {
+        int status = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(T)
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int64_t f0 = nb * t / nt * 16, f1 = NNC_MIN(F, nb * (t + 1) / nt * 16);
+            int s = dw_columns(c, x, dz, P, f0, f1, dw, c->scratch + (size_t)t * c->rows_dw * Kc);
+            if (s) {
+#pragma omp atomic write
+                status = s;
+            }
+        }
+#endif
+        return status;
+    }
+    return dw_columns(c, x, dz, P, 0, F, dw, c->scratch);
+}
+
+/* ---- activation backward fused with the bias gradient ---- */
+
+static inline __attribute__((always_inline)) void act_bwd_cols(int act, float alpha,
+                                                               const float *y, float *dy,
+                                                               int64_t rows, int64_t cols,
+                                                               int64_t j0, int64_t j1, float *db) {
+    float acc[16] = {0};
+    for (int64_t i = 0; i < rows; i++) {
+        const float *yr = y + i * cols;
+        float *dr = dy + i * cols;
+        switch (act) {
+        case NNC_ACT_RELU:
+            for (int64_t j = j0; j < j1; j++) dr[j] = yr[j] > 0.f ? dr[j] : 0.f;
+            break;
+        case NNC_ACT_LEAKY_RELU:
+            for (int64_t j = j0; j < j1; j++) dr[j] = yr[j] > 0.f ? dr[j] : dr[j] * alpha;
+            break;
+        case NNC_ACT_RELU6:
+            for (int64_t j = j0; j < j1; j++) dr[j] = (yr[j] > 0.f && yr[j] < 6.f) ? dr[j] : 0.f;
+            break;
+        default: break;
+        }
+        if (db)
+            for (int64_t j = j0; j < j1; j++) acc[j - j0] += dr[j];
+    }
+    if (db)
+        for (int64_t j = j0; j < j1; j++) db[j] = acc[j - j0];
+}
+
+static void act_bwd_generic(int act, float alpha, const float *y, float *dy, int64_t rows,
+                            int64_t cols, int64_t j0, int64_t j1, float *db) {
+    act_bwd_cols(act, alpha, y, dy, rows, cols, j0, j1, db);
+}
+#if NNC_X86
+NNC_TARGET_AVX2 static void act_bwd_avx2(int act, float alpha, const float *y, float *dy,
+                                         int64_t rows, int64_t cols, int64_t j0, int64_t j1,
+                                         float *db) {
+    act_bwd_cols(act, alpha, y, dy, rows, cols, j0, j1, db);
+}
+NNC_TARGET_AVX512 static void act_bwd_avx512(int act, float alpha, const float *y, float *dy,
+                                             int64_t rows, int64_t cols, int64_t j0, int64_t j1,
+                                             float *db) {
+    act_bwd_cols(act, alpha, y, dy, rows, cols, j0, j1, db);
+}
+#endif
+
+int nnc_conv_act_backward(int act, float alpha, const float *y, float *dy, int64_t rows,
+                          int64_t cols, float *db, int nthreads) {
+    if (act != NNC_ACT_LINEAR && act != NNC_ACT_RELU && act != NNC_ACT_LEAKY_RELU &&
+        act != NNC_ACT_RELU6)
+        return NNC_E_ARG;
+    if (act == NNC_ACT_LINEAR && !db) return 0;
+    void (*fn)(int, float, const float *, float *, int64_t, int64_t, int64_t, int64_t, float *) =
+        act_bwd_generic;
+#if NNC_X86
+    if (nnc_isa() == NNC_ISA_AVX2) fn = act_bwd_avx2;
+    else if (nnc_isa() == NNC_ISA_AVX512) fn = act_bwd_avx512;
+#endif
+    const int64_t nb = (cols + 15) / 16;
+    int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * rows * cols, nb);
+    if (T > nb) T = (int)nb;
+    if (T > 1) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(T) schedule(static)
+#endif
+        for (int64_t b = 0; b < nb; b++)
+            fn(act, alpha, y, dy, rows, cols, b * 16, NNC_MIN(cols, b * 16 + 16), db);
+    } else {
+        for (int64_t b = 0; b < nb; b++)
+            fn(act, alpha, y, dy, rows, cols, b * 16, NNC_MIN(cols, b * 16 + 16), db);
+    }
+    return 0;
+}

@@ -1,0 +1,462 @@
+/* LSTM / GRU / SimpleRNN forward and backward through time (DESIGN.md section 5).
+ *
+ * Layout: time-major inside. x [B,T,I] is transposed once to xt [T,B,I] (reversed in time for
+ * go_backwards), so that
+ *   - the input projection of all steps is ONE GEMM: g [T*B x GH] = xt W + b;
+ *   - h is stored as hs [T+1, B, H] with h0 in slot 0, so "h_{t-1} for every step" is the
+ *     contiguous matrix hs[0:T] and dU = Hprev^T dG is one GEMM with K = T*B;
+ *   - the rows of one step are contiguous, so a batch chunk of a step is one plain sub-matrix.
+ * Per step: one recurrent GEMM against U packed once per set_weights (accumulating into the
+ * step's slice of g with beta = 1, or into a scratch for GRU reset_after where the recurrent
+ * candidate part must stay separate), then one fused gate kernel (rnn_gates_tmpl.h) that writes
+ * the workspace (activated gates, c, tanh(c), ...).
+ *
+ * Threads: the batch is cut into chunks whose number depends ONLY on B (a power of two, at
+ * least 12 rows each); each chunk runs its whole recurrence with single-threaded GEMMs, so there
+ * is no barrier per step, and the arithmetic of a row never depends on the thread count. When B
+ * gives one chunk, each step GEMM is threaded instead (the GEMM splits N or M deterministically).
+ * The merged GEMMs (projection, dW, dU, dX) are ordinary threaded GEMMs and db is a column sum
+ * split over columns, so results are bitwise identical for any thread count.
+ *
+ * Buffers grow only (nnc_rnn_reserve); nothing is allocated per step. */
+#include "common/internal.h"
+#include "rnn/rnn_internal.h"
+
+#include <string.h>
+
+typedef struct {
+    float *p;
+    int64_t cap;
+} rbuf;
+
+static int rbuf_grow(rbuf *b, int64_t need) {
+    if (need <= b->cap) return 0;
+    float *q = (float *)nnc_malloc((size_t)need * sizeof(float));
+    if (!q) return NNC_E_NOMEM;
+    nnc_free(b->p);
+    b->p = q;
+    b->cap = need;
+    return 0;
+}
+
+struct nnc_rnn {
+    nnc_rnn_desc d;
+    int64_t G, H, I, GH;
+    const float *W, *U, *b;
+    nnc_packed *Up, *UTp, *Up2, *UTp2; /* U and U^T (GRU reset_after=False: U_zr, U_zr^T, U_h, U_h^T) */
+    int packed;
+    /* forward workspace */
+    rbuf xt;  /* [T,B,I] masked, time-ordered input */
+    rbuf g;   /* [T,B,GH] activated gates */
+    rbuf hs;  /* [T+1,B,H] h, h0 first */
+    rbuf cs;  /* [T+1,B,H] LSTM c, c0 first */
+    rbuf aux; /* [T,B,H] LSTM tanh(c) | GRU reset_after: recurrent candidate | GRU: r*h_{t-1} */
+    rbuf gh;  /* [B,GH] GRU reset_after recurrent projection scratch */
+    rbuf hm;  /* [T,B,H] h_{t-1} * recurrent mask */
+    /* backward workspace */
+    rbuf dg, dgh, dh2, dc, drh, dxt;
+    int64_t B, T;
+    int have_fwd;
+    const float *imask, *rmask;
+};
+
+int nnc_rnn_gates(int cell) { return cell == NNC_RNN_LSTM ? 4 : (cell == NNC_RNN_GRU ? 3 : 1); }
+
+int64_t nnc_rnn_bias_size(const nnc_rnn_desc *d) {
+    int64_t gh = (int64_t)nnc_rnn_gates(d->cell) * d->units;
+    return (d->cell == NNC_RNN_GRU && d->reset_after) ? 2 * gh : gh;
+}
+
+int64_t nnc_rnn_param_count(const nnc_rnn_desc *d) {
+    int64_t gh = (int64_t)nnc_rnn_gates(d->cell) * d->units;
+    return (d->input_size + d->units) * gh + (d->use_bias ? nnc_rnn_bias_size(d) : 0);
+}
+
+static const nnc_rnn_kernels *rnn_kernels(void) {
+    switch (nnc_isa()) {
+#if NNC_X86
+    case NNC_ISA_AVX512: return &nnc_rnn_kernels__avx512;
+    case NNC_ISA_AVX2: return &nnc_rnn_kernels__avx2;
+#endif
+    default: return &nnc_rnn_kernels__generic;
+    }
+}
+
+int nnc_rnn_activation(int act, float *x, int64_t n) {
+    rnn_kernels()->act(act, x, n);
+    return 0;
+}
+
+static int gru2(const nnc_rnn *r) { return r->d.cell == NNC_RNN_GRU && !r->d.reset_after; }
+
+nnc_rnn *nnc_rnn_new(const nnc_rnn_desc *d) {
+    if (d->units < 1 || d->input_size < 1) return NULL;
+    nnc_rnn *r = (nnc_rnn *)nnc_malloc(sizeof(nnc_rnn));
+    if (!r) return NULL;
+    memset(r, 0, sizeof *r);
+    r->d = *d;
+    r->G = nnc_rnn_gates(d->cell);
+    r->H = d->units;
+    r->I = d->input_size;
+    r->GH = r->G * r->H;
+    int64_t H = r->H;
+    if (gru2(r)) {
+        r->Up = nnc_packed_new(H, 2 * H);
+        r->UTp = nnc_packed_new(2 * H, H);
+        r->Up2 = nnc_packed_new(H, H);
+        r->UTp2 = nnc_packed_new(H, H);
+        if (!r->Up2 || !r->UTp2) goto fail;
+    } else {
+        r->Up = nnc_packed_new(H, r->GH);
+        r->UTp = nnc_packed_new(r->GH, H);
+    }
+    if (!r->Up || !r->UTp) goto fail;
+    return r;
+fail:
+    nnc_rnn_free(r);
+    return NULL;
+}
+
+void nnc_rnn_free(nnc_rnn *r) {
+    if (!r) return;
+    nnc_packed_free(r->Up);
+    nnc_packed_free(r->UTp);
+    nnc_packed_free(r->Up2);
+    nnc_packed_free(r->UTp2);
+    rbuf *bufs[] = {&r->xt, &r->g, &r->hs, &r->cs, &r->aux, &r->gh, &r->hm,
+                    &r->dg, &r->dgh, &r->dh2, &r->dc, &r->drh, &r->dxt};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) nnc_free(bufs[i]->p);
+    nnc_free(r);
+}
+
+int nnc_rnn_reserve(nnc_rnn *r, int64_t B, int64_t T, int with_backward) {
+    int64_t H = r->H, TB = T * B, st = 0;
+    int lstm = r->d.cell == NNC_RNN_LSTM, gru = r->d.cell == NNC_RNN_GRU;
+    st |= rbuf_grow(&r->xt, TB * r->I);
+    st |= rbuf_grow(&r->g, TB * r->GH);
+    st |= rbuf_grow(&r->hs, (TB + B) * H);
+    if (lstm) st |= rbuf_grow(&r->cs, (TB + B) * H);
+    if (lstm || gru) st |= rbuf_grow(&r->aux, TB * H);
+    if (gru && r->d.reset_after) st |= rbuf_grow(&r->gh, B * r->GH);
+    if (with_backward) {
+        st |= rbuf_grow(&r->dg, TB * r->GH);
+        if (gru && r->d.reset_after) st |= rbuf_grow(&r->dgh, TB * r->GH);
+        st |= rbuf_grow(&r->dh2, 2 * B * H);
+        if (lstm) st |= rbuf_grow(&r->dc, B * H);
+        if (gru2(r)) st |= rbuf_grow(&r->drh, B * H);
+        st |= rbuf_grow(&r->dxt, TB * r->I);
+    }
+    return st ? NNC_E_NOMEM : 0;
+}
+
+static int reserve_hm(nnc_rnn *r, int64_t B, int64_t T) { return rbuf_grow(&r->hm, T * B * r->H); }
+
+int nnc_rnn_set_weights(nnc_rnn *r, const float *W, const float *U, const float *b) {
+    int64_t H = r->H, GH = r->GH;
+    r->W = W;
+    r->U = U;
+    r->b = r->d.use_bias ? b : NULL;
+    int st = 0;
+    if (gru2(r)) {
+        st |= nnc_pack_b(r->Up, U, GH, 0);             /* U[:, :2H] */
+        st |= nnc_pack_b(r->UTp, U, GH, 1);            /* U[:, :2H]^T */
+        st |= nnc_pack_b(r->Up2, U + 2 * H, GH, 0);    /* U[:, 2H:] */
+        st |= nnc_pack_b(r->UTp2, U + 2 * H, GH, 1);   /* U[:, 2H:]^T */
+    } else {
+        st |= nnc_pack_b(r->Up, U, GH, 0);
+        st |= nnc_pack_b(r->UTp, U, GH, 1);
+    }
+    r->packed = st == 0;
+    return st;
+}
+
+/* Chunks of the batch: a power of two, >= 12 rows each, depends only on B (determinism). */
+static int64_t rnn_chunks(int64_t B) {
+    int64_t n = 1;
+    while (n < 64 && n * 2 * 12 <= B) n *= 2;
+    return n;
+}
+
+#define RNN_ERR(st, rc)                                                                           \
+    do {                                                                                          \
+        int rc_ = (rc);                                                                           \
+        if (rc_) {                                                                                \
+            _Pragma("omp atomic write") st = rc_;                                                 \
+        }                                                                                         \
+    } while (0)
+
+/* ---------------------------------------------------------------- forward */
+
+/* One step t for rows [r0, r0 + nr). */
+static int fwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0, int64_t nr,
+                    int nth) {
+    const int64_t B = r->B, H = r->H, GH = r->GH;
+    const int act = r->d.act, ract = r->d.rec_act;
+    const int64_t row = t * B + r0; /* row index into [T,B,.] buffers */
+    float *g_t = r->g.p + row * GH;
+    float *hp = r->hs.p + row * H; /* hs slot t = h_{t-1} */
+    float *hn = r->hs.p + (row + B) * H;
+    int st = 0;
+    if (r->rmask) {
+        float *m = r->hm.p + row * H;
+        const float *rm = r->rmask + r0 * H;
+        for (int64_t i = 0; i < nr * H; i++) m[i] = hp[i] * rm[i];
+        hp = m;
+    }
+    switch (r->d.cell) {
+    case NNC_RNN_LSTM:
+        st = nnc_sgemm_packed(0, nr, GH, H, 1.0f, hp, H, r->Up, 1.0f, g_t, GH, NULL, nth);
+        k->lstm_fwd(nr, H, act, ract, g_t, r->cs.p + row * H, r->cs.p + (row + B) * H,
+                    r->aux.p + row * H, hn);
+        break;
+    case NNC_RNN_SIMPLE:
+        st = nnc_sgemm_packed(0, nr, H, H, 1.0f, hp, H, r->Up, 1.0f, g_t, H, NULL, nth);
+        k->simple_fwd(nr, H, act, g_t, hn);
+        break;
+    default:
+        if (r->d.reset_after) {
+            float *gh = r->gh.p + r0 * GH;
+            nnc_epilogue ep = {r->b ? r->b + GH : NULL, NNC_ACT_LINEAR, 0.f};
+            st = nnc_sgemm_packed(0, nr, GH, H, 1.0f, hp, H, r->Up, 0.0f, gh, GH, &ep, nth);
+            k->gru_fwd(nr, H, act, ract, g_t, gh, hp, r->aux.p + row * H, hn);
+        } else {
+            float *rh = r->aux.p + row * H;
+            st = nnc_sgemm_packed(0, nr, 2 * H, H, 1.0f, hp, H, r->Up, 1.0f, g_t, GH, NULL, nth);
+            k->gru2_fwd1(nr, H, ract, g_t, hp, rh);
+            st |= nnc_sgemm_packed(0, nr, H, H, 1.0f, rh, H, r->Up2, 1.0f, g_t + 2 * H, GH, NULL,
+                                   nth);
+            k->gru2_fwd2(nr, H, act, g_t, hp, hn);
+        }
+    }
+    return st;
+}
+
+int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const float *h0,
+                    const float *c0, const float *imask, const float *rmask, float *y, float *hT,
+                    float *cT) {
+    if (!r->packed || B < 1 || T < 1) return NNC_E_ARG;
+    int st = nnc_rnn_reserve(r, B, T, 0);
+    if (!st && rmask) st = reserve_hm(r, B, T);
+    if (st) return st;
+    const int64_t H = r->H, I = r->I, GH = r->GH, TB = T * B;
+    const int back = r->d.go_backwards;
+    r->B = B;
+    r->T = T;
+    r->imask = imask;
+    r->rmask = rmask;
+    r->have_fwd = 0;
+    const nnc_rnn_kernels *k = rnn_kernels();
+
+    /* Transpose to time-major (reversed for go_backwards), applying the input mask. */
+    float *xt = r->xt.p;
+    int ntc = nnc_threads_for((double)TB * I * 4, T);
+#pragma omp parallel for num_threads(ntc) schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        int64_t s = back ? T - 1 - t : t;
+        for (int64_t b = 0; b < B; b++) {
+            const float *src = x + (b * T + s) * I;
+            float *dst = xt + (t * B + b) * I;
+            if (imask) {
+                const float *m = imask + b * I;
+                for (int64_t i = 0; i < I; i++) dst[i] = src[i] * m[i];
+            } else {
+                memcpy(dst, src, (size_t)I * sizeof(float));
+            }
+        }
+    }
+    /* Input projection of every step, bias in the epilogue. */
+    nnc_epilogue ep = {r->b, NNC_ACT_LINEAR, 0.f};
+    st = nnc_sgemm(0, 0, TB, GH, I, 1.0f, xt, I, r->W, GH, 0.0f, r->g.p, GH, r->b ? &ep : NULL, 0);
+    if (st) return st;
+    if (h0) memcpy(r->hs.p, h0, (size_t)(B * H) * sizeof(float));
+    else memset(r->hs.p, 0, (size_t)(B * H) * sizeof(float));
+    if (r->d.cell == NNC_RNN_LSTM) {
+        if (c0) memcpy(r->cs.p, c0, (size_t)(B * H) * sizeof(float));
+        else memset(r->cs.p, 0, (size_t)(B * H) * sizeof(float));
+    }
+
+    /* The recurrence. */
+    const int64_t nch = rnn_chunks(B);
+    const double flops = 2.0 * (double)TB * H * GH;
+    if (nch > 1) {
+        int nt = nnc_threads_for(flops, nch);
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t c = 0; c < nch; c++) {
+            int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
+            for (int64_t t = 0; t < T; t++) RNN_ERR(st, fwd_step(r, k, t, r0, r1 - r0, 1));
+        }
+    } else {
+        for (int64_t t = 0; t < T && !st; t++) st = fwd_step(r, k, t, 0, B, 0);
+    }
+    if (st) return st;
+
+    /* Outputs. */
+    const float *hlast = r->hs.p + TB * H;
+    if (r->d.return_sequences) {
+        int nto = nnc_threads_for((double)TB * H * 4, B);
+#pragma omp parallel for num_threads(nto) schedule(static)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t t = 0; t < T; t++)
+                memcpy(y + (b * T + t) * H, r->hs.p + ((t + 1) * B + b) * H,
+                       (size_t)H * sizeof(float));
+    } else if (y) {
+        memcpy(y, hlast, (size_t)(B * H) * sizeof(float));
+    }
+    if (hT) memcpy(hT, hlast, (size_t)(B * H) * sizeof(float));
+    if (cT && r->d.cell == NNC_RNN_LSTM)
+        memcpy(cT, r->cs.p + TB * H, (size_t)(B * H) * sizeof(float));
+    r->have_fwd = 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- backward */
+
+/* Column sums of x [rows x cols] (deterministic: every column summed by one thread in row order,
+ * in double). */
+static void rnn_colsum(const float *x, int64_t rows, int64_t cols, int64_t ldx, float *out) {
+    const int64_t CB = 64, ncb = (cols + CB - 1) / CB;
+    int nt = nnc_threads_for((double)rows * cols, ncb);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t cb = 0; cb < ncb; cb++) {
+        int64_t j0 = cb * CB, n = NNC_MIN(CB, cols - j0);
+        double acc[64];
+        for (int64_t j = 0; j < n; j++) acc[j] = 0.0;
+        for (int64_t i = 0; i < rows; i++) {
+            const float *xr = x + i * ldx + j0;
+            for (int64_t j = 0; j < n; j++) acc[j] += (double)xr[j];
+        }
+        for (int64_t j = 0; j < n; j++) out[j0 + j] = (float)acc[j];
+    }
+}
+
+/* One backward step t for rows [r0, r0 + nr): consumes dh (gradient w.r.t. h_t, without dy),
+ * writes dg[t] and the gradient w.r.t. h_{t-1} into dhn. */
+static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0, int64_t nr,
+                    const float *dyseq, int nth) {
+    const int64_t B = r->B, T = r->T, H = r->H, GH = r->GH;
+    const int act = r->d.act, ract = r->d.rec_act;
+    const int64_t row = t * B + r0;
+    const float *g_t = r->g.p + row * GH;
+    float *dg_t = r->dg.p + row * GH;
+    const float *hp = (r->rmask ? r->hm.p : r->hs.p) + row * H;
+    float *dh = r->dh2.p + ((t & 1) * B + r0) * H;        /* in: dL/dh_t */
+    float *dhn = r->dh2.p + (((t + 1) & 1) * B + r0) * H; /* out: dL/dh_{t-1} */
+    const float *dy = dyseq ? dyseq + (r0 * T + t) * H : NULL;
+    const int64_t ldy = T * H;
+    int st = 0;
+    switch (r->d.cell) {
+    case NNC_RNN_LSTM:
+        k->lstm_bwd(nr, H, act, ract, g_t, r->cs.p + row * H, r->aux.p + row * H, dh, dy, ldy,
+                    r->dc.p + r0 * H, dg_t);
+        st = nnc_sgemm_packed(0, nr, H, GH, 1.0f, dg_t, GH, r->UTp, 0.0f, dhn, H, NULL, nth);
+        break;
+    case NNC_RNN_SIMPLE:
+        k->simple_bwd(nr, H, act, r->hs.p + (row + B) * H, dh, dy, ldy, dg_t);
+        st = nnc_sgemm_packed(0, nr, H, H, 1.0f, dg_t, H, r->UTp, 0.0f, dhn, H, NULL, nth);
+        break;
+    default:
+        if (r->d.reset_after) {
+            float *dgh_t = r->dgh.p + row * GH;
+            k->gru_bwd(nr, H, act, ract, g_t, r->aux.p + row * H, hp, dh, dy, ldy, dg_t, dgh_t,
+                       dhn);
+            st = nnc_sgemm_packed(0, nr, H, GH, 1.0f, dgh_t, GH, r->UTp, 1.0f, dhn, H, NULL, nth);
+        } else {
+            float *drh = r->drh.p + r0 * H;
+            k->gru2_bwd1(nr, H, act, ract, g_t, hp, dh, dy, ldy, dg_t, dhn);
+            st = nnc_sgemm_packed(0, nr, H, H, 1.0f, dg_t + 2 * H, GH, r->UTp2, 0.0f, drh, H,
+                                  NULL, nth);
+            k->gru2_bwd2(nr, H, ract, g_t, hp, drh, dg_t, dhn);
+            st |= nnc_sgemm_packed(0, nr, H, 2 * H, 1.0f, dg_t, GH, r->UTp, 1.0f, dhn, H, NULL,
+                                   nth);
+        }
+    }
+    if (r->rmask) { /* the cell saw h_{t-1} * mask */
+        const float *rm = r->rmask + r0 * H;
+        for (int64_t i = 0; i < nr * H; i++) dhn[i] *= rm[i];
+    }
+    return st;
+}
+
+int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float *dcT, float *dx,
+                     float *dW, float *dU, float *db, float *dh0, float *dc0) {
+    if (!r->have_fwd) return NNC_E_ARG;
+    const int64_t B = r->B, T = r->T, H = r->H, I = r->I, GH = r->GH, TB = T * B;
+    int st = nnc_rnn_reserve(r, B, T, 1);
+    if (st) return st;
+    const nnc_rnn_kernels *k = rnn_kernels();
+    const int lstm = r->d.cell == NNC_RNN_LSTM;
+
+    /* dL/dh_{T-1}: dhT plus dy when only the last output is returned. */
+    float *dh = r->dh2.p + ((T - 1) & 1) * B * H;
+    if (dhT) memcpy(dh, dhT, (size_t)(B * H) * sizeof(float));
+    else memset(dh, 0, (size_t)(B * H) * sizeof(float));
+    if (dy && !r->d.return_sequences)
+        for (int64_t i = 0; i < B * H; i++) dh[i] += dy[i];
+    if (lstm) {
+        if (dcT) memcpy(r->dc.p, dcT, (size_t)(B * H) * sizeof(float));
+        else memset(r->dc.p, 0, (size_t)(B * H) * sizeof(float));
+    }
+    const float *dyseq = r->d.return_sequences ? dy : NULL;
+
+    const int64_t nch = rnn_chunks(B);
+    const double flops = 2.0 * (double)TB * H * GH;
+    if (nch > 1) {
+        int nt = nnc_threads_for(flops, nch);
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t c = 0; c < nch; c++) {
+            int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
+            for (int64_t t = T - 1; t >= 0; t--) RNN_ERR(st, bwd_step(r, k, t, r0, r1 - r0, dyseq, 1));
+        }
+    } else {
+        for (int64_t t = T - 1; t >= 0 && !st; t--) st = bwd_step(r, k, t, 0, B, dyseq, 0);
+    }
+    if (st) return st;
+    if (dh0) memcpy(dh0, r->dh2.p + B * H, (size_t)(B * H) * sizeof(float)); /* slot (0+1)&1 */
+    if (dc0 && lstm) memcpy(dc0, r->dc.p, (size_t)(B * H) * sizeof(float));
+
+    /* Weight gradients: GEMMs merged over time (K = T*B). */
+    const float *hprev = r->rmask ? r->hm.p : r->hs.p;
+    const float *dg = r->dg.p;
+    if (dW) st |= nnc_sgemm(1, 0, I, GH, TB, 1.0f, r->xt.p, I, dg, GH, 0.0f, dW, GH, NULL, 0);
+    if (r->d.cell == NNC_RNN_GRU && r->d.reset_after) {
+        if (dU) st |= nnc_sgemm(1, 0, H, GH, TB, 1.0f, hprev, H, r->dgh.p, GH, 0.0f, dU, GH, NULL, 0);
+        if (db) {
+            rnn_colsum(dg, TB, GH, GH, db);
+            rnn_colsum(r->dgh.p, TB, GH, GH, db + GH);
+        }
+    } else {
+        if (dU) {
+            if (gru2(r)) {
+                st |= nnc_sgemm(1, 0, H, 2 * H, TB, 1.0f, hprev, H, dg, GH, 0.0f, dU, GH, NULL, 0);
+                st |= nnc_sgemm(1, 0, H, H, TB, 1.0f, r->aux.p, H, dg + 2 * H, GH, 0.0f, dU + 2 * H,
+                                GH, NULL, 0);
+            } else {
+                st |= nnc_sgemm(1, 0, H, GH, TB, 1.0f, hprev, H, dg, GH, 0.0f, dU, GH, NULL, 0);
+            }
+        }
+        if (db) rnn_colsum(dg, TB, GH, GH, db);
+    }
+    if (st || !dx) return st;
+
+    /* dX = dG W^T, back to batch-major (and original time order), through the input mask. */
+    float *dxt = r->dxt.p;
+    st = nnc_sgemm(0, 1, TB, I, GH, 1.0f, dg, GH, r->W, GH, 0.0f, dxt, I, NULL, 0);
+    if (st) return st;
+    const int back = r->d.go_backwards;
+    const float *imask = r->imask;
+    int ntc = nnc_threads_for((double)TB * I * 4, B);
+#pragma omp parallel for num_threads(ntc) schedule(static)
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) {
+            int64_t s = back ? T - 1 - t : t;
+            const float *src = dxt + (t * B + b) * I;
+            float *dst = dx + (b * T + s) * I;
+            if (imask) {
+                const float *m = imask + b * I;
+                for (int64_t i = 0; i < I; i++) dst[i] = src[i] * m[i];
+            } else {
+                memcpy(dst, src, (size_t)I * sizeof(float));
+            }
+        }
+    return 0;
+}

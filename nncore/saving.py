@@ -1,0 +1,200 @@
+"""Model files: one file of our own, never pickle.
+
+Layout: 8-byte magic b"NNCORE\\x00\\x01", a little-endian uint64 header length, a UTF-8 JSON header
+(model config, compile config, optimizer state and a manifest of every array with its dtype,
+shape, offset, size and SHA-256), zero padding to 64 bytes, then the raw little-endian arrays.
+Loading checks the magic and version, parses the JSON with limits, checks every array's bounds,
+size and checksum, rebuilds the model only from nncore's own layer classes, and validates shapes;
+a truncated, tampered or wrong-version file raises ValueError naming what is wrong.
+"""
+import hashlib
+import json
+import os
+import struct
+
+import numpy as np
+
+MAGIC = b"NNCORE\x00\x01"
+FORMAT_VERSION = 1
+_MAX_HEADER = 64 << 20
+_ALIGN = 64
+
+
+def _layer_classes():
+    from .layers.base import Layer
+    out, todo = {}, [Layer]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith("nncore."):
+                out[sub.__name__] = sub
+    return out
+
+
+def _write(path, header, arrays):
+    """header: dict (JSON-able); arrays: list of (name, ndarray)."""
+    manifest, blobs, off = [], [], 0
+    for name, a in arrays:
+        a = np.ascontiguousarray(a)
+        if a.dtype.byteorder == ">":
+            a = a.astype(a.dtype.newbyteorder("<"))
+        raw = a.tobytes()
+        manifest.append({"name": name, "dtype": a.dtype.str, "shape": list(a.shape), "offset": off,
+                         "nbytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()})
+        blobs.append(raw)
+        off += len(raw)
+        pad = -off % _ALIGN
+        blobs.append(b"\0" * pad)
+        off += pad
+    header = dict(header, arrays=manifest, data_bytes=off)
+    hdr = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    pre = MAGIC + struct.pack("<Q", len(hdr)) + hdr
+    pre += b"\0" * (-len(pre) % _ALIGN)
+    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(pre)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)  # never leave a half-written file under the real name
+
+
+def _read(path, expect_format):
+    with open(path, "rb") as f:
+        data = f.read()
+    where = f"{os.fspath(path)!r}"
+    if len(data) < 16 or data[:6] != MAGIC[:6]:
+        raise ValueError(f"{where} is not an nncore model file (bad magic)")
+    if data[:8] != MAGIC:
+        raise ValueError(f"{where} has an unsupported nncore file version {data[6:8].hex()} "
+                         f"(this nncore reads version {FORMAT_VERSION})")
+    (hlen,) = struct.unpack("<Q", data[8:16])
+    if hlen > _MAX_HEADER or 16 + hlen > len(data):
+        raise ValueError(f"{where} is truncated or corrupt (header length {hlen})")
+    try:
+        header = json.loads(data[16:16 + hlen].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{where} has a corrupt header: {e}") from None
+    if not isinstance(header, dict) or header.get("format") != expect_format:
+        raise ValueError(f"{where} is not an nncore {expect_format.split('-')[1]} file "
+                         f"(format {header.get('format') if isinstance(header, dict) else None!r})")
+    if header.get("version") != FORMAT_VERSION:
+        raise ValueError(f"{where} was written by format version {header.get('version')!r}; "
+                         f"this nncore reads version {FORMAT_VERSION}")
+    start = 16 + hlen
+    start += -start % _ALIGN
+    if start + int(header.get("data_bytes", -1)) != len(data):
+        raise ValueError(f"{where} is truncated or has trailing data "
+                         f"(expected {start + int(header.get('data_bytes', 0))} bytes, found {len(data)})")
+    arrays = {}
+    for m in header.get("arrays", []):
+        try:
+            dt = np.dtype(m["dtype"])
+            shape = tuple(int(s) for s in m["shape"])
+            off, nb = int(m["offset"]), int(m["nbytes"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{where}: bad array entry {m!r}: {e}") from None
+        if dt.kind not in "fiu" or dt.itemsize > 8 or any(s < 0 for s in shape):
+            raise ValueError(f"{where}: array {m.get('name')!r} has an unsupported dtype or shape")
+        if off < 0 or nb != int(np.prod(shape)) * dt.itemsize or start + off + nb > len(data):
+            raise ValueError(f"{where}: array {m.get('name')!r} is out of bounds or has the wrong size")
+        raw = data[start + off:start + off + nb]
+        if hashlib.sha256(raw).hexdigest() != m.get("sha256"):
+            raise ValueError(f"{where}: array {m.get('name')!r} fails its checksum (file corrupt or tampered)")
+        arrays[m["name"]] = np.frombuffer(raw, dtype=dt).reshape(shape).copy()
+    return header, arrays
+
+
+def save_model(model, path, include_optimizer=True):
+    from . import __version__
+    model._require_built()
+    header = {"format": "nncore-model", "version": FORMAT_VERSION, "nncore_version": __version__,
+              "model_config": {"class_name": type(model).__name__, "config": model.get_config()},
+              "compile_config": None}
+    arrays = [(f"w{i}", w) for i, w in enumerate(model.get_weights())]
+    if model._compiled:
+        opt = model.optimizer
+        header["compile_config"] = {
+            "loss": {"class_name": type(model.loss).__name__, "config": model.loss.get_config()},
+            "metrics": [m if isinstance(m, str) else m.name for m in model._metric_specs],
+            "optimizer": {"class_name": type(opt).__name__, "config": _optimizer_config(opt)},
+        }
+        if include_optimizer:
+            header["optimizer_state"] = {"iterations": int(opt.iterations), "n_slots": len(opt.slots)}
+            arrays += [(f"slot{i}", s) for i, s in enumerate(opt.slots)]
+    _write(path, header, arrays)
+
+
+def _optimizer_config(opt):
+    cfg = opt.get_config()
+    lr = opt._learning_rate
+    if callable(lr):
+        if not hasattr(lr, "get_config") or not type(lr).__module__.startswith("nncore."):
+            raise ValueError("cannot save an optimizer whose learning rate is a plain Python function; "
+                             "use a schedule from nn.optimizers.schedules")
+        cfg["learning_rate"] = {"class_name": type(lr).__name__, "config": lr.get_config()}
+    return cfg
+
+
+def _optimizer_from_config(d):
+    from . import optimizers
+    classes = {c.__name__: c for c in (optimizers.SGD, optimizers.Adam, optimizers.AdamW, optimizers.RMSprop)}
+    cls = classes.get(d.get("class_name"))
+    if cls is None:
+        raise ValueError(f"unknown optimizer {d.get('class_name')!r} in model file")
+    cfg = dict(d.get("config", {}))
+    cfg.pop("name", None)
+    lr = cfg.get("learning_rate")
+    if isinstance(lr, dict):
+        from . import optimizers as o
+        sched = getattr(getattr(o, "schedules", None), lr.get("class_name", ""), None)
+        if sched is None:
+            raise ValueError(f"unknown learning-rate schedule {lr.get('class_name')!r} in model file")
+        cfg["learning_rate"] = sched(**lr.get("config", {}))
+    return cls(**cfg)
+
+
+def load_model(path, compile=True):
+    from . import losses
+    from .models import Sequential
+    header, arrays = _read(path, "nncore-model")
+    mc = header.get("model_config") or {}
+    if mc.get("class_name") != "Sequential":
+        raise ValueError(f"unknown model class {mc.get('class_name')!r} in model file")
+    model = Sequential.from_config(mc.get("config") or {})
+    model.build()
+    n = len(model.get_weights())
+    try:
+        model.set_weights([arrays[f"w{i}"] for i in range(n)])
+    except KeyError as e:
+        raise ValueError(f"model file lacks weight array {e}") from None
+    cc = header.get("compile_config")
+    if compile and cc:
+        opt = _optimizer_from_config(cc.get("optimizer", {}))
+        model.compile(optimizer=opt, loss=losses.get(cc.get("loss")), metrics=cc.get("metrics") or None)
+        st = header.get("optimizer_state")
+        if st:
+            slots = [arrays.get(f"slot{i}") for i in range(int(st.get("n_slots", 0)))]
+            opt.build(model._params.size)
+            if len(slots) != len(opt.slots) or any(s is None or s.shape != o.shape for s, o in zip(slots, opt.slots)):
+                raise ValueError("model file has optimizer state that does not match the model")
+            for s, o in zip(slots, opt.slots):
+                o[...] = s
+            opt.iterations = int(st.get("iterations", 0))
+            model._compile_program()
+    return model
+
+
+def save_weights(model, path):
+    model._require_built()
+    _write(path, {"format": "nncore-weights", "version": FORMAT_VERSION},
+           [(f"w{i}", w) for i, w in enumerate(model.get_weights())])
+
+
+def load_weights(model, path):
+    header, arrays = _read(path, "nncore-weights")
+    model._require_built()
+    n = len(model.get_weights())
+    if len(arrays) != n:
+        raise ValueError(f"weights file has {len(arrays)} arrays, the model has {n}")
+    model.set_weights([arrays[f"w{i}"] for i in range(n)])

@@ -1,0 +1,240 @@
+"""Conv1D/Conv2D kernels (nn.ops.conv1d/conv2d and backwards) against the float64 loop
+reference, finite differences, PyTorch, across ISAs and 1 vs 2 threads (bitwise)."""
+import numpy as np
+import pytest
+
+import nncore as nn
+from nncore import _kernels as K
+
+import reference_conv as ref
+from conftest import run_threads
+
+CASES = [
+    # (N, H, W, C, KH, KW, F, strides, padding, dilation)
+    (2, 7, 9, 3, 3, 3, 5, (1, 1), "valid", (1, 1)),
+    (2, 7, 9, 3, 3, 3, 5, (1, 1), "same", (1, 1)),
+    (1, 8, 7, 4, 3, 2, 17, (2, 2), "same", (1, 1)),
+    (3, 9, 11, 2, 3, 3, 6, (3, 2), "valid", (1, 1)),
+    (2, 10, 9, 5, 3, 3, 4, (1, 1), "same", (2, 2)),
+    (2, 11, 10, 3, 2, 3, 7, (2, 3), "same", (2, 1)),
+    (2, 5, 6, 7, 1, 1, 9, (1, 1), "valid", (1, 1)),   # pointwise GEMM
+    (2, 5, 6, 7, 1, 1, 9, (2, 2), "same", (1, 1)),    # 1x1 strided
+    (1, 6, 6, 1, 5, 5, 3, (1, 1), "same", (1, 1)),    # first layer, one channel, big kernel
+    (2, 4, 4, 3, 4, 4, 2, (1, 1), "valid", (1, 1)),   # kernel == input
+    (2, 6, 7, 16, 3, 3, 5, (1, 1), "same", (1, 1)),   # C >= 16: dx through the flipped kernel
+    (1, 7, 7, 17, 3, 2, 4, (1, 1), "valid", (2, 1)),
+]
+
+
+def _data(rng, N, H, W, C, KH, KW, F):
+    x = rng.standard_normal((N, H, W, C)).astype(np.float32)
+    k = (rng.standard_normal((KH, KW, C, F)) / np.sqrt(KH * KW * C)).astype(np.float32)
+    b = rng.standard_normal(F).astype(np.float32)
+    return x, k, b
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conv2d_forward_backward_vs_reference(isa, rng, case):
+    N, H, W, C, KH, KW, F, s, pad, d = case
+    x, k, b = _data(rng, N, H, W, C, KH, KW, F)
+    y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, dilation_rate=d, return_context=True)
+    yr = ref.conv2d(x, k, b, s, pad, d)
+    assert y.shape == yr.shape and y.dtype == np.float32
+    np.testing.assert_allclose(y, yr, rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = nn.ops.conv2d_backward(ctx, dy)
+    dxr, dkr, dbr = ref.conv2d_grads(x, k, dy, s, pad, d)
+    np.testing.assert_allclose(dx, dxr, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dk, dkr, rtol=1e-4, atol=2e-4)
+    np.testing.assert_allclose(db, dbr, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("act", ["relu", "relu6", "leaky_relu", "linear"])
+def test_conv2d_fused_activation(isa, rng, act):
+    x, k, b = _data(rng, 2, 6, 7, 3, 3, 3, 5)
+    x *= 4
+    y, ctx = nn.ops.conv2d(x, k, b, padding="same", activation=act, return_context=True)
+    z = ref.conv2d(x, k, b, (1, 1), "same")
+    np.testing.assert_allclose(y, ref.apply_act(z, act), rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = nn.ops.conv2d_backward(ctx, dy)
+    deriv = {"relu": (z > 0) * 1.0, "relu6": ((z > 0) & (z < 6)) * 1.0,
+             "leaky_relu": np.where(z > 0, 1.0, 0.2), "linear": np.ones_like(z)}[act]
+    dz = dy * deriv
+    dxr, dkr, dbr = ref.conv2d_grads(x, k, dz, (1, 1), "same")
+    np.testing.assert_allclose(dx, dxr, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dk, dkr, rtol=1e-4, atol=2e-4)
+    np.testing.assert_allclose(db, dbr, rtol=1e-4, atol=1e-4)
+    # the args form recomputes the forward and gives the same result
+    dx2, dk2, db2 = nn.ops.conv2d_backward((x, k, b), dy, padding="same", activation=act)
+    np.testing.assert_array_equal(dx, dx2)
+    np.testing.assert_array_equal(dk, dk2)
+
+
+@pytest.mark.parametrize("s,pad,d", [((1, 1), "same", (1, 1)), ((2, 2), "valid", (1, 1)),
+                                     ((1, 2), "same", (2, 1))])
+def test_conv2d_finite_differences(rng, s, pad, d):
+    x, k, b = _data(rng, 1, 5, 6, 2, 3, 2, 3)
+    g = rng.standard_normal(nn.ops.conv2d(x, k, b, strides=s, padding=pad, dilation_rate=d).shape)
+
+    def loss(x_, k_, b_):
+        return float(np.sum(nn.ops.conv2d(x_, k_, b_, strides=s, padding=pad,
+                                          dilation_rate=d).astype(np.float64) * g))
+
+    dx, dk, db = nn.ops.conv2d_backward((x, k, b), g.astype(np.float32), strides=s, padding=pad,
+                                        dilation_rate=d)
+    eps = 1e-2
+    for arr, grad in ((x, dx), (k, dk), (b, db)):
+        flat = arr.reshape(-1)
+        for i in rng.choice(flat.size, size=min(6, flat.size), replace=False):
+            old = flat[i]
+            flat[i] = old + eps
+            lp = loss(x, k, b)
+            flat[i] = old - eps
+            lm = loss(x, k, b)
+            flat[i] = old
+            assert abs((lp - lm) / (2 * eps) - grad.reshape(-1)[i]) < 2e-2 * (1 + abs(grad.reshape(-1)[i]))
+
+
+@pytest.mark.parametrize("case", [
+    (4, 26, 26, 8, 3, 3, 48, (1, 1), "valid", (1, 1)),   # many chunks: threads over chunks
+    (3, 12, 12, 16, 3, 3, 33, (1, 1), "same", (1, 1)),   # flipped-kernel dx, dW column split
+    (2, 9, 9, 8, 3, 3, 16, (1, 1), "same", (1, 1)),      # one chunk: GEMM splits
+    (5, 12, 13, 6, 3, 3, 20, (2, 2), "same", (1, 1)),    # strided: col2im over images
+    (3, 10, 10, 16, 1, 1, 40, (1, 1), "valid", (1, 1)),  # pointwise
+])
+def test_conv2d_threads_bitwise(isa, force_threads, rng, case):
+    N, H, W, C, KH, KW, F, s, pad, d = case
+    x, k, b = _data(rng, N, H, W, C, KH, KW, F)
+    dy = rng.standard_normal(nn.ops.conv2d(x, k, strides=s, padding=pad).shape).astype(np.float32)
+
+    def run():
+        y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, dilation_rate=d,
+                               activation="relu", return_context=True)
+        return (y,) + nn.ops.conv2d_backward(ctx, dy)
+
+    r1, r2 = run_threads(run, 1), run_threads(run, 2)
+    for a, c in zip(r1, r2):
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("L,C,Kk,F,s,pad,d", [(13, 3, 3, 4, 1, "valid", 1), (13, 3, 5, 4, 2, "same", 1),
+                                              (12, 2, 3, 5, 1, "causal", 2), (9, 1, 2, 3, 3, "causal", 1)])
+def test_conv1d_vs_reference(isa, rng, L, C, Kk, F, s, pad, d):
+    x = rng.standard_normal((3, L, C)).astype(np.float32)
+    k = rng.standard_normal((Kk, C, F)).astype(np.float32)
+    b = rng.standard_normal(F).astype(np.float32)
+    y, ctx = nn.ops.conv1d(x, k, b, strides=s, padding=pad, dilation_rate=d, return_context=True)
+    if pad == "causal":  # explicit left padding then valid
+        xpad = np.concatenate([np.zeros((3, (Kk - 1) * d, C), np.float32), x], axis=1)
+        yr = ref.conv2d(xpad[:, None], k[None], b, (1, s), "valid", (1, d))[:, 0]
+    else:
+        yr = ref.conv2d(x[:, None], k[None], b, (1, s), pad, (1, d))[:, 0]
+    np.testing.assert_allclose(y, yr, rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = nn.ops.conv1d_backward(ctx, dy)
+    if pad == "causal":
+        dxr, dkr, dbr = ref.conv2d_grads(xpad[:, None], k[None], dy[:, None], (1, s), "valid", (1, d))
+        dxr = dxr[:, :, (Kk - 1) * d:]
+    else:
+        dxr, dkr, dbr = ref.conv2d_grads(x[:, None], k[None], dy[:, None], (1, s), pad, (1, d))
+    np.testing.assert_allclose(dx, dxr[:, 0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dk, dkr[0], rtol=1e-4, atol=2e-4)
+    np.testing.assert_allclose(db, dbr, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_accepts_any_input(rng):
+    x = rng.standard_normal((2, 6, 6, 3))
+    k = rng.standard_normal((3, 3, 3, 4))
+    ro = np.asfortranarray(x)
+    ro.flags.writeable = False
+    y = nn.ops.conv2d(ro, k.astype(np.float64), list(range(4)))
+    np.testing.assert_allclose(y, ref.conv2d(x, k, np.arange(4)), rtol=1e-4, atol=1e-4)
+    yi = nn.ops.conv2d(np.ones((1, 4, 4, 1), np.int64), np.ones((2, 2, 1, 1), np.int32))
+    np.testing.assert_array_equal(yi, np.full((1, 3, 3, 1), 4, np.float32))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(x=np.zeros((6, 6, 3))), "rank 4"),
+    (dict(kernel=np.zeros((3, 3, 4))), "rank 4"),
+    (dict(kernel=np.zeros((3, 3, 2, 4))), "channel mismatch"),
+    (dict(kernel=np.zeros((7, 3, 3, 4))), "larger than the input"),
+    (dict(dilation_rate=3, kernel=np.zeros((3, 3, 3, 4))), "larger than the input"),
+    (dict(strides=0), "strides must be positive"),
+    (dict(strides=-1), "strides must be positive"),
+    (dict(strides=(1, 2, 3)), "tuple of 2"),
+    (dict(padding="full"), "padding must be"),
+    (dict(padding="causal"), "padding must be"),
+    (dict(x=np.zeros((2, 0, 6, 3))), "zero-size"),
+    (dict(bias=np.zeros(3)), "bias must have shape"),
+    (dict(activation="nope"), "activation"),
+])
+def test_conv2d_bad_inputs(kwargs, match):
+    args = dict(x=np.zeros((2, 6, 6, 3)), kernel=np.zeros((3, 3, 3, 4)))
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        nn.ops.conv2d(**args)
+
+
+def test_conv_backward_bad_inputs(rng):
+    x, k, b = _data(rng, 2, 6, 6, 3, 3, 3, 4)
+    y, ctx = nn.ops.conv2d(x, k, b, return_context=True)
+    with pytest.raises(ValueError, match="dy has shape"):
+        nn.ops.conv2d_backward(ctx, np.zeros((2, 3, 3, 4)))
+    with pytest.raises(ValueError, match="conv2d, not conv1d"):
+        nn.ops.conv1d_backward(ctx, y)
+    with pytest.raises(TypeError):
+        nn.ops.conv2d_backward("nope", y)
+
+
+def test_plan_rejects_short_buffers():
+    p = K.Conv2DPlan((4, 4, 1, 3, 3, 2, 1, 1, 1, 1, 0, 0, 2, 2))
+    with pytest.raises(ValueError):
+        p.set_weights(np.zeros(5, np.float32))
+    p.set_weights(np.zeros(18, np.float32))
+    with pytest.raises(ValueError):
+        p.forward(np.zeros((2, 4, 4, 1), np.float32), None, 0, 0.0, np.zeros((1, 2, 2, 2), np.float32))
+
+
+@pytest.mark.parametrize("s,pad,d", [(1, "valid", 1), (2, "same", 1), (1, "same", 2), (3, "valid", 1)])
+def test_conv2d_torch_parity(rng, s, pad, d):
+    torch = pytest.importorskip("torch")
+    x, k, b = _data(rng, 3, 11, 10, 4, 3, 3, 6)
+    y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, dilation_rate=d, activation="relu",
+                           return_context=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = nn.ops.conv2d_backward(ctx, dy)
+    xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    kt = torch.tensor(k.transpose(3, 2, 0, 1), requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True)
+    H, W = x.shape[1:3]
+    keff = 2 * d + 1
+    oh, ow = y.shape[1:3]
+    ph = max((oh - 1) * s + keff - H, 0) if pad == "same" else 0
+    pw = max((ow - 1) * s + keff - W, 0) if pad == "same" else 0
+    xin = torch.nn.functional.pad(xt, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+    yt = torch.relu(torch.nn.functional.conv2d(xin, kt, bt, stride=s, dilation=d))
+    yt.backward(torch.tensor(dy.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(y, yt.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dk, kt.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-4, atol=2e-4)
+    np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_conv1d_torch_parity(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((4, 60, 8)).astype(np.float32)
+    k = rng.standard_normal((5, 8, 32)).astype(np.float32) * 0.1
+    b = rng.standard_normal(32).astype(np.float32)
+    y, ctx = nn.ops.conv1d(x, k, b, return_context=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = nn.ops.conv1d_backward(ctx, dy)
+    xt = torch.tensor(x.transpose(0, 2, 1), requires_grad=True)
+    kt = torch.tensor(k.transpose(2, 1, 0), requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True)
+    yt = torch.nn.functional.conv1d(xt, kt, bt)
+    yt.backward(torch.tensor(dy.transpose(0, 2, 1)))
+    np.testing.assert_allclose(y, yt.detach().numpy().transpose(0, 2, 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dk, kt.grad.numpy().transpose(2, 1, 0), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-4, atol=1e-4)
