@@ -220,8 +220,7 @@ class _NNBase(BaseEstimator):
         if net is not None:
             opt = net.optimizer
             state["_model_state"] = {
-                "layers": [(type(l).__name__, l.get_config()) for l in net.layers],
-                "input_shape": tuple(net._input_shape),
+                "config": net.get_config(),
                 "weights": net.get_weights(),
                 "optimizer": opt, "slots": [s.copy() for s in opt.slots], "iterations": opt.iterations,
             }
@@ -231,9 +230,8 @@ class _NNBase(BaseEstimator):
         ms = state.pop("_model_state", None)
         self.__dict__.update(state)
         if ms is not None:
-            layers = [getattr(layers_mod, cls).from_config(cfg) for cls, cfg in ms["layers"]]
-            net = Sequential([layers_mod.Input(shape=ms["input_shape"])] + layers)
-            net.build(ms["input_shape"])
+            net = Sequential.from_config(ms["config"])
+            net.build()
             net.set_weights(ms["weights"])
             opt = ms["optimizer"]
             opt.slots = []
