@@ -13,7 +13,9 @@ import sys
 import sysconfig
 import tempfile
 import textwrap
+import time
 
+import Cython
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -83,6 +85,11 @@ else:
 
 sources = ["nncore/_kernels.pyx"] + sorted(glob.glob("csrc/**/*.c", recursive=True))
 
+# Build metadata for nn.show_config(); SOURCE_DATE_EPOCH keeps reproducible builds reproducible.
+build_date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH") or time.time())))
+build_macros = [("NNCORE_BUILD_DATE", '"%s"' % build_date), ("NNCORE_BUILD_NUMPY", '"%s"' % np.__version__),
+                ("NNCORE_BUILD_CYTHON", '"%s"' % Cython.__version__)]
+
 directives = {
     "language_level": 3,
     "boundscheck": bool(os.environ.get("NNCORE_BOUNDSCHECK")),
@@ -97,7 +104,7 @@ ext = Extension(
     sources=sources,
     include_dirs=["csrc/include", "csrc", np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
-                   ("NNCORE_OPENMP_HOW", '"%s"' % omp_how)],
+                   ("NNCORE_OPENMP_HOW", '"%s"' % omp_how)] + build_macros,
     extra_compile_args=cflags + omp_c,
     extra_link_args=omp_l + (["-fsanitize=address,undefined"] if os.environ.get("NNCORE_DEBUG") else []),
     depends=sorted(glob.glob("csrc/**/*.h", recursive=True)) + sorted(glob.glob("nncore/*.pxi")),
