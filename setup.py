@@ -7,6 +7,7 @@ carry target attributes and are chosen at run time (csrc/common/cpu.c).
 """
 import glob
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -58,7 +59,9 @@ def openmp_flags():
             with open(src, "w") as f:
                 f.write(OMP_TEST)
             try:
-                subprocess.run([cc, *cflags, src, "-o", exe, *lflags], check=True,
+                # CFLAGS/LDFLAGS as the real build uses them (e.g. Homebrew libomp's paths on macOS)
+                subprocess.run([cc, *shlex.split(os.environ.get("CFLAGS", "")), *cflags, src, "-o", exe,
+                                *lflags, *shlex.split(os.environ.get("LDFLAGS", ""))], check=True,
                                capture_output=True, timeout=120)
                 out = subprocess.run([exe], check=True, capture_output=True, timeout=60)
             except (OSError, subprocess.SubprocessError):

@@ -221,3 +221,18 @@ def test_pandas_dataframe_and_column_transformer():
         est.predict(num.to_numpy())
     reg = NNRegressor(epochs=2, random_state=0).fit(num, pd.Series(X[:, 0]))
     assert reg.predict(num).shape == (200,)
+
+
+def test_hyperparameter_search_example_quick(capsys):
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "hyperparameter_search.py")
+    if not os.path.exists(path):
+        pytest.skip("examples/ is not shipped with this copy of the tests")
+    spec = importlib.util.spec_from_file_location("hyperparameter_search", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    search = mod.main(["--quick", "--n-iter", "2"])
+    out = capsys.readouterr().out
+    assert "best cross-validated AUC" in out and "held-out test AUC" in out
+    assert search.best_score_ > 0.8 and len(search.cv_results_["params"]) == 2
