@@ -61,27 +61,28 @@ esac
 say "fresh venv, no compiler on PATH"
 "$PY" -m venv "$WORK/venv"
 VPY="$WORK/venv/bin/python"
-# PATH = the venv plus a few basic tools, none of them a compiler
+# PATH for everything that runs from here on: the venv plus a few basic tools, no compiler
 mkdir -p "$WORK/path"
 for t in sh bash env uname cat ldd getconf; do
     p=$(command -v "$t" || true)
-    [ -n "$p" ] && ln -s "$p" "$WORK/path/$t"
+    if [ -n "$p" ]; then ln -s "$p" "$WORK/path/$t"; fi
 done
-export PATH="$WORK/venv/bin:$WORK/path" CC=false CXX=false LDSHARED=false
-for c in cc gcc clang c++ g++ x86_64-linux-gnu-gcc; do
-    if command -v "$c" > /dev/null; then echo "compiler $c still on PATH"; exit 1; fi
+NOCC=(env "PATH=$WORK/venv/bin:$WORK/path" CC=false CXX=false LDSHARED=false)
+for c in cc gcc clang c++ g++ x86_64-linux-gnu-gcc aarch64-linux-gnu-gcc; do
+    if "${NOCC[@]}" sh -c "command -v $c" > /dev/null; then echo "compiler $c still on PATH"; exit 1; fi
 done
-"$VPY" -m pip install -q --disable-pip-version-check --only-binary :all: "$REPAIRED[test]" \
+"${NOCC[@]}" "$VPY" -m pip install -q --disable-pip-version-check --only-binary :all: "$REPAIRED[test]" \
     || { echo "installing the wheel failed"; exit 1; }
 # optional peers whose tests run when they install (binary wheels only; skipped if unavailable)
-"$VPY" -m pip install -q --disable-pip-version-check --only-binary :all: scikit-learn pandas onnx onnxruntime \
-    > /dev/null 2>&1 || echo "(optional peers unavailable: their tests will skip)"
+"${NOCC[@]}" "$VPY" -m pip install -q --disable-pip-version-check --only-binary :all: \
+    scikit-learn pandas onnx onnxruntime matplotlib > /dev/null 2>&1 \
+    || echo "(optional peers unavailable: their tests will skip)"
 
 say "tests against the installed package (from $WORK/run, outside the source tree)"
 mkdir -p "$WORK/run"
 cp -r "$ROOT/tests" "$WORK/run/tests"
 cd "$WORK/run"
-"$VPY" - <<'EOF'
+"${NOCC[@]}" "$VPY" - <<'EOF'
 import os, sys, nncore
 path = os.path.realpath(nncore.__file__)
 assert os.path.realpath(sys.prefix) in path and "site-packages" in path, f"imported {path}, not the installed wheel"
@@ -101,12 +102,12 @@ else
         [ -f "tests/$f.py" ] && TESTS+=("tests/$f.py")
     done
 fi
-"$VPY" -m pytest -q -p no:cacheprovider "${TESTS[@]}"
+"${NOCC[@]}" "$VPY" -m pytest -q -p no:cacheprovider "${TESTS[@]}"
 
 say "model tests with NNCORE_ISA=generic"
 GENERIC=()
 for f in test_model test_config test_cnn_model test_rnn_model; do
     [ -f "tests/$f.py" ] && GENERIC+=("tests/$f.py")
 done
-NNCORE_ISA=generic "$VPY" -m pytest -q -p no:cacheprovider "${GENERIC[@]}"
+"${NOCC[@]}" NNCORE_ISA=generic "$VPY" -m pytest -q -p no:cacheprovider "${GENERIC[@]}"
 say "passed"
