@@ -81,6 +81,9 @@ done
 say "tests against the installed package (from $WORK/run, outside the source tree)"
 mkdir -p "$WORK/run"
 cp -r "$ROOT/tests" "$WORK/run/tests"
+# the example and the report script have tests too (they find them beside tests/)
+cp -r "$ROOT/examples" "$WORK/run/examples"
+mkdir -p "$WORK/run/bench" && cp "$ROOT/bench/report.py" "$WORK/run/bench/"
 cd "$WORK/run"
 "${NOCC[@]}" "$VPY" - <<'EOF'
 import os, sys, nncore
