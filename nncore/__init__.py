@@ -10,8 +10,9 @@ __version__ = "0.1.0"
 
 from . import _kernels  # noqa: F401  (initialises ISA dispatch)
 from ._config import config, get_num_threads, set_num_threads, show_config, threads
-from . import activations, callbacks, initializers, layers, losses, metrics, ops, optimizers, utils
+from . import activations, callbacks, datasets, initializers, layers, losses, metrics, ops, optimizers, utils
 from . import models
+from . import explain
 from .layers import Input
 from .models import Sequential
 

@@ -9,17 +9,18 @@ import numpy as np
 from . import _kernels as K
 
 
+_setting = [None]  # what the user asked for, so `threads` can restore it
+
+
 def set_num_threads(n):
     """Set the number of threads nncore's kernels use. n=-1 means all available cores."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"set_num_threads expects an int, got {type(n).__name__}")
     n = int(n)
-    if n == -1:
-        K.set_num_threads(0)
-    elif n >= 1:
-        K.set_num_threads(n)
-    else:
+    if n != -1 and n < 1:
         raise ValueError(f"set_num_threads expects n >= 1 or n == -1, got {n}")
+    K.set_num_threads(0 if n == -1 else n)
+    _setting[0] = n
 
 
 def get_num_threads():
@@ -27,28 +28,16 @@ def get_num_threads():
     return K.get_num_threads()
 
 
-_setting = [None]
-
-
 @contextlib.contextmanager
 def threads(n):
     """Temporarily use n threads: `with nn.threads(1): model.fit(...)`."""
     old = _setting[0]
     set_num_threads(n)
-    _setting[0] = n
     try:
         yield
     finally:
         _setting[0] = old
         K.set_num_threads(0 if old in (None, -1) else old)
-
-
-_orig_set = set_num_threads
-
-
-def set_num_threads(n):  # noqa: F811 - remember the setting for `threads` to restore
-    _orig_set(n)
-    _setting[0] = n
 
 
 def config():

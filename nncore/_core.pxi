@@ -66,6 +66,8 @@ cdef inline int check_status(int status) except -1:
         raise MemoryError("nncore: out of memory")
     if status == NNC_E_NONFINITE:
         raise ValueError("input contains NaN or infinity")
+    if status == -4:  # NNC_E_INDEX (nnc_layers.h)
+        raise ValueError("Embedding: an input index is out of range [0, input_dim) or NaN")
     raise RuntimeError(f"nncore: internal error (status {status})")
 
 

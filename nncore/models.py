@@ -271,7 +271,8 @@ class Sequential:
                              "model.compile(optimizer='adam', loss='mse')")
 
     # ---- data validation ------------------------------------------------------------------
-    def _prepare_x(self, x, what="x"):
+    def _prepare_x(self, x, what="x", check_finite=False):
+        """x as a C-contiguous float32 (n, in_size) array, validated against the model."""
         if x is None:
             raise ValueError(f"{what} is required")
         x = _as_float32(x, what)
@@ -286,8 +287,19 @@ class Sequential:
                              f"{', '.join(map(str, self._input_shape))})")
         if x.shape[0] == 0:
             raise ValueError(f"{what} is empty (0 samples)")
+        if check_finite and not np.all(np.isfinite(x)):
+            raise ValueError(f"{what} contains NaN or infinity")
         self._require_built()
+        check = getattr(self.layers[0], "_check_input", None)  # e.g. Embedding index range
+        if check is not None:
+            check(x, what)
         return x.reshape(x.shape[0], -1)
+
+    def _prepare_data(self, x, y, sample_weight=None, class_weight=None, what=""):
+        """Validated (X, Y, SW) for training or evaluation."""
+        X = self._prepare_x(x, what + "x", check_finite=True)
+        Y = self._prepare_y(y, X.shape[0], what + "y")
+        return X, Y, self._prepare_sw(sample_weight, class_weight, Y, X.shape[0])
 
     def _prepare_y(self, y, n, what="y"):
         if y is None:
@@ -362,29 +374,22 @@ class Sequential:
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         verbose = 1 if verbose == "auto" else int(verbose)
-        X = self._prepare_x(x)
-        if not np.all(np.isfinite(X)):
-            raise ValueError("x contains NaN or infinity")
+        X, Y, SW = self._prepare_data(x, y, sample_weight, class_weight)
         n = X.shape[0]
-        Y = self._prepare_y(y, n)
-        SW = self._prepare_sw(sample_weight, class_weight, Y, n)
         if validation_split and validation_data is None:
             n_val = int(n * validation_split)
             if n_val < 1 or n_val >= n:
                 raise ValueError(f"validation_split={validation_split} leaves no training or validation samples")
             n_tr = n - n_val  # Keras takes the last samples, before shuffling
-            validation_data = (X[n_tr:], Y[n_tr:]) + ((SW[n_tr:],) if SW is not None else ())
+            validation_data = (X[n_tr:].reshape((n_val,) + tuple(self._input_shape)), Y[n_tr:]) \
+                + ((SW[n_tr:],) if SW is not None else ())
             X, Y, SW, n = X[:n_tr], Y[:n_tr], (SW[:n_tr] if SW is not None else None), n_tr
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight)")
-            xv = self._prepare_x(validation_data[0], "validation x")
-            if not np.all(np.isfinite(xv)):
-                raise ValueError("validation x contains NaN or infinity")
-            yv = self._prepare_y(validation_data[1], xv.shape[0], "validation y")
-            swv = self._prepare_sw(validation_data[2] if len(validation_data) == 3 else None, None, yv, xv.shape[0])
-            val = (xv, yv, swv)
+            val = self._prepare_data(validation_data[0], validation_data[1],
+                                     validation_data[2] if len(validation_data) == 3 else None, what="validation ")
 
         steps = math.ceil(n / batch_size)
         if steps_per_epoch is not None:
@@ -426,6 +431,7 @@ class Sequential:
                 for m in metrics:
                     m.update_state(Y[rows], preds, None if SW is None else SW[rows])
                     logs[m.name] = m.result()
+                cb.on_train_chunk_end(s0 + nb, logs)  # nncore hook: cheap chunk-level look at the logs
                 if per_batch:
                     cb.on_train_batch_end(s0, dict(logs))
                 progbar.progress(s0 + nb, logs)
@@ -454,11 +460,7 @@ class Sequential:
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
         self._require_compiled("evaluate")
-        X = self._prepare_x(x)
-        if not np.all(np.isfinite(X)):
-            raise ValueError("x contains NaN or infinity")
-        Y = self._prepare_y(y, X.shape[0])
-        SW = self._prepare_sw(sample_weight, None, Y, X.shape[0])
+        X, Y, SW = self._prepare_data(x, y, sample_weight)
         logs = self._evaluate_arrays(X, Y, SW, 32 if batch_size is None else int(batch_size))
         if return_dict:
             return logs
@@ -490,12 +492,8 @@ class Sequential:
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._require_compiled("train_on_batch")
-        X = self._prepare_x(x)
-        if not np.all(np.isfinite(X)):
-            raise ValueError("x contains NaN or infinity")
+        X, Y, SW = self._prepare_data(x, y, sample_weight, class_weight)
         n = X.shape[0]
-        Y = self._prepare_y(y, n)
-        SW = self._prepare_sw(sample_weight, class_weight, Y, n)
         metrics = self._new_metrics()
         preds = np.empty((n, self._seq.out_size), np.float32) if metrics else None
         bl = np.empty(1, dtype=np.float64)
@@ -519,11 +517,7 @@ class Sequential:
         """(loss, [gradient of each weight], d loss / d x) for one batch, without an update.
         The loss is the batch mean (Keras's reduction)."""
         self._require_compiled("gradients")
-        X = self._prepare_x(x)
-        if not np.all(np.isfinite(X)):
-            raise ValueError("x contains NaN or infinity")
-        Y = self._prepare_y(y, X.shape[0])
-        SW = self._prepare_sw(sample_weight, None, Y, X.shape[0])
+        X, Y, SW = self._prepare_data(x, y, sample_weight)
         dx = np.empty_like(X)
         with self._lock:
             loss = self._seq.gradients(X, Y, SW, dx)
@@ -539,9 +533,7 @@ class Sequential:
     def _output_gradients(self, x, upstream=None):
         """(outputs, d sum(upstream * outputs) / d x) with inference behaviour; upstream defaults
         to ones (the gradient of the summed outputs). One batched C call."""
-        X = self._prepare_x(x)
-        if not np.all(np.isfinite(X)):
-            raise ValueError("x contains NaN or infinity")
+        X = self._prepare_x(x, check_finite=True)
         n = X.shape[0]
         if upstream is None:
             up = np.ones((n, self._seq.out_size), np.float32)
@@ -564,7 +556,7 @@ class Sequential:
         w = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
         line = "─" * sum(w)
         total = self.count_params()
-        trainable = sum(l.count_params() for l in self.layers if l.trainable)
+        trainable = sum(int(w.size) for w in self.trainable_weights)  # moving stats are not
         print_fn(f'Model: "{self.name}"')
         print_fn(line)
         print_fn("".join(h.ljust(wi) for h, wi in zip(("Layer (type)", "Output Shape", "Param #"), w)))

@@ -46,6 +46,11 @@ def apply_act(y, act):
         return np.clip(y, 0, 6)
     if act == "leaky_relu":
         return np.where(y > 0, y, 0.2 * y)
+    if act == "tanh":
+        return np.tanh(y)
+    if act == "gelu":
+        from math import erf
+        return 0.5 * y * (1 + np.vectorize(erf)(y / np.sqrt(2)))
     raise ValueError(act)
 
 

@@ -49,7 +49,7 @@ def test_conv2d_forward_backward_vs_reference(isa, rng, case):
     np.testing.assert_allclose(db, dbr, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("act", ["relu", "relu6", "leaky_relu", "linear"])
+@pytest.mark.parametrize("act", ["relu", "relu6", "leaky_relu", "linear", "tanh", "gelu"])
 def test_conv2d_fused_activation(isa, rng, act):
     x, k, b = _data(rng, 2, 6, 7, 3, 3, 3, 5)
     x *= 4
@@ -58,8 +58,12 @@ def test_conv2d_fused_activation(isa, rng, act):
     np.testing.assert_allclose(y, ref.apply_act(z, act), rtol=1e-4, atol=1e-4)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx, dk, db = nn.ops.conv2d_backward(ctx, dy)
+    from math import erf
+    cdf = 0.5 * (1 + np.vectorize(erf)(z / np.sqrt(2)))
     deriv = {"relu": (z > 0) * 1.0, "relu6": ((z > 0) & (z < 6)) * 1.0,
-             "leaky_relu": np.where(z > 0, 1.0, 0.2), "linear": np.ones_like(z)}[act]
+             "leaky_relu": np.where(z > 0, 1.0, 0.2), "linear": np.ones_like(z),
+             "tanh": 1 - np.tanh(z) ** 2,
+             "gelu": cdf + z * np.exp(-z * z / 2) / np.sqrt(2 * np.pi)}[act]
     dz = dy * deriv
     dxr, dkr, dbr = ref.conv2d_grads(x, k, dz, (1, 1), "same")
     np.testing.assert_allclose(dx, dxr, rtol=1e-4, atol=1e-4)
@@ -168,6 +172,7 @@ def test_conv2d_accepts_any_input(rng):
     (dict(x=np.zeros((2, 0, 6, 3))), "zero-size"),
     (dict(bias=np.zeros(3)), "bias must have shape"),
     (dict(activation="nope"), "activation"),
+    (dict(activation=3), "activation"),
 ])
 def test_conv2d_bad_inputs(kwargs, match):
     args = dict(x=np.zeros((2, 6, 6, 3)), kernel=np.zeros((3, 3, 3, 4)))

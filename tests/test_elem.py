@@ -258,6 +258,15 @@ def test_threads_bitwise_act_reduce(isa, force_threads, rng, shape):
     np.testing.assert_array_equal(db, K.colsum(dx))
 
 
+def test_colsum_many_groups(force_threads, rng):
+    # few columns: chunk partials go through several stack groups (8192 floats each)
+    x = rng.standard_normal((70000, 31)).astype(np.float32)
+    a = run_at(1, lambda: K.colsum(x))
+    b = run_at(2, lambda: K.colsum(x))
+    np.testing.assert_array_equal(a, b)
+    close(a, x.astype(np.float64).sum(0), 1e-5, 2e-3, "colsum groups")
+
+
 def run_at(nt, fn):
     with nn.threads(nt):
         return fn()
@@ -445,6 +454,21 @@ def test_loss_threads_bitwise(isa, force_threads, rng, name, from_logits, param)
     r2 = run_at(2, lambda: K.loss(L[name], pred, target, w, from_logits, param, 1 / 1100))
     assert r1[0] == r2[0]
     np.testing.assert_array_equal(r1[1], r2[1])
+
+
+@pytest.mark.parametrize("name,from_logits", [("binary_crossentropy", True), ("mean_squared_error", False),
+                                               ("sparse_categorical_crossentropy", True)])
+def test_loss_many_rows(isa, force_threads, rng, name, from_logits):
+    # more rows than one stack group (16 chunks): value vs reference, 1 vs 2 threads bitwise
+    rows, cols = 2 * 4096 + 7, (1 if name != "sparse_categorical_crossentropy" else 3)
+    pred, target = make_loss_case(rng, name, rows, cols, from_logits)
+    w = rng.uniform(0.1, 2.0, rows).astype(np.float32)
+    r1 = run_at(1, lambda: K.loss(L[name], pred, target, w, from_logits, 0.0, 1 / rows))
+    r2 = run_at(2, lambda: K.loss(L[name], pred, target, w, from_logits, 0.0, 1 / rows))
+    assert r1[0] == r2[0]
+    np.testing.assert_array_equal(r1[1], r2[1])
+    ref = (w * loss_ref(name, pred, target, from_logits)).sum()
+    assert abs(r1[0] - ref) <= 1e-6 * abs(ref)
 
 
 # ---------------------------------------------------------------- optimizers

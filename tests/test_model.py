@@ -253,3 +253,12 @@ def test_fork_after_threads_does_not_hang():
     assert not alive, "forked child hung in an OpenMP region"
     assert p.exitcode == 0
     assert q.get(timeout=5) == pytest.approx(float(expect.sum()), rel=1e-5)
+
+
+def test_validation_split_with_multidimensional_input():
+    nn.utils.set_random_seed(12)
+    x = np.random.default_rng(0).normal(size=(100, 4, 3)).astype(np.float32)
+    model = nn.Sequential([layers.Flatten(input_shape=(4, 3)), layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    h = model.fit(x, x[:, 0, :1], epochs=1, validation_split=0.25, verbose=0)
+    assert "val_loss" in h.history

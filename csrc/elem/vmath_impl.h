@@ -3,7 +3,7 @@
  *   VF, VL                      vector type and lanes
  *   VLOAD VSTORE VSET1 VADD VSUB VMUL VDIV VFMA(a,b,c)=a*b+c VMAX VMIN VZERO VABS
  *   VSEL(op, a, b, t, f)        (a op b) ? t : f, op a _CMP_* predicate
- *   VEXP VEXPM1 VSIGMOID VTANH VLOG1P01 VNCDF_HALF(x, &pdf)   (vmath_<isa>.h)
+ *   VEXP VEXPM1 VSIGMOID VTANH VLOG1P01 VNCDF_HALF VNPDF   (vmath_<isa>.h)
  *   VDACC(acc0, acc1, v)        add v's lanes into two double vectors; VDSUM(acc0, acc1)
  *   VHMAX(v)                    horizontal max
  *   VLOAD_TAIL(p, r) VSTORE_TAIL(p, v, r) VMASKZ(v, r)   first r < VL lanes (masked, no faults)
@@ -59,14 +59,15 @@ static inline TARGET VF FN(softplus1)(VF v) {
 }
 
 static inline TARGET VF FN(gelu1)(VF v) {
-    VF h = VNCDF_HALF(v, NULL);
+    VF h = VNCDF_HALF(v);
     return VMUL(v, VSEL(_CMP_LT_OQ, v, VZERO, h, VSUB(VSET1(1.0f), h)));
 }
 
-static inline TARGET VF FN(dgelu1)(VF v) {
-    VF pdf, h = VNCDF_HALF(v, &pdf);
-    VF cdf = VSEL(_CMP_LT_OQ, v, VZERO, h, VSUB(VSET1(1.0f), h));
-    return VFMA(v, pdf, cdf);
+/* gelu'(x) = Phi(x) + x*pdf(x); Phi = y/x from the forward output (0.5 where |x| is tiny), so
+ * the backward pass needs one exp instead of the erfc evaluation. */
+static inline TARGET VF FN(dgelu1)(VF v, VF y) {
+    VF cdf = VSEL(_CMP_GT_OQ, VABS(v), VSET1(1e-20f), VDIV(y, v), VSET1(0.5f));
+    return VFMA(v, VNPDF(v), cdf);
 }
 
 static TARGET void FN(act_fwd)(int act, float alpha, const float *x, float *y, int64_t n) {
@@ -106,7 +107,7 @@ static TARGET void FN(act_bwd)(int act, float alpha, const float *x, const float
     case NNC_ACT_TANH: MAPB(0, VMUL(g, VSUB(one, VMUL(yv, yv)))); break;
     case NNC_ACT_LEAKY_RELU: MAPB(0, VSEL(_CMP_GT_OQ, yv, VZERO, g, VMUL(a, g))); break;
     case NNC_ACT_ELU: MAPB(0, VSEL(_CMP_GT_OQ, yv, VZERO, g, VMUL(g, VADD(yv, a)))); break;
-    case NNC_ACT_GELU: MAPB(1, VMUL(g, FN(dgelu1)(xv))); break;
+    case NNC_ACT_GELU: MAPB(1, VMUL(g, FN(dgelu1)(xv, yv))); break;
     case NNC_ACT_SWISH:
         /* s*(1 + x*(1-s)) */
         MAPB(1, ({

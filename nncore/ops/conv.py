@@ -38,8 +38,7 @@ __all__ = [
     "ConvContext", "PoolContext", "conv_output_length",
 ]
 
-# Activations fused into the GEMM epilogue (ids from nnc_core.h).
-_ACT_IDS = {"linear": 0, "relu": 1, "leaky_relu": 5, "relu6": 11}
+# Activations fused into the GEMM epilogue (linear, relu, leaky_relu, relu6; ids from nnc_core.h).
 _FUSED = (0, 1, 5, 11)
 
 
@@ -52,22 +51,14 @@ def _as_f32(a, name):
 
 
 def _resolve_act(activation):
-    """(act_id, alpha, name). Keras's leaky_relu default slope is 0.2."""
-    if activation is None:
-        return 0, 0.0, "linear"
-    name = activation if isinstance(activation, str) else getattr(activation, "__name__", None)
-    if isinstance(name, str):
-        key = name.lower()
-        if key in _ACT_IDS:
-            return _ACT_IDS[key], (0.2 if key == "leaky_relu" else 0.0), key
-    try:  # the shared registry (nncore.activations), when present
-        from .. import activations as _acts
-        act_id, alpha = _acts.get_id(activation)
-        return int(act_id), float(alpha), str(name)
-    except ImportError:
-        pass
-    raise ValueError(f"unknown or unsupported activation {activation!r}; "
-                     f"expected one of {sorted(_ACT_IDS)}")
+    """(act_id, alpha, name) from a Keras activation name or nncore function (None = linear)."""
+    from .. import activations as _acts
+    try:
+        name = _acts.serialize(activation)
+    except TypeError as e:
+        raise ValueError(f"bad activation: {e}") from None
+    act_id, alpha = _acts.get_id(name)
+    return int(act_id), float(alpha), name
 
 
 def _tuple(v, n, name, allow_zero=False):
@@ -113,7 +104,7 @@ def conv_output_length(length, k, stride, padding, dilation=1):
 
 class ConvContext:
     """What conv1d/conv2d_backward need: input, kernel, bias, output, activation, plan."""
-    __slots__ = ("x", "kernel", "bias", "y", "act", "alpha", "plan", "ndim", "x_shape", "k_shape")
+    __slots__ = ("x", "kernel", "bias", "y", "z", "act", "alpha", "plan", "ndim", "x_shape", "k_shape")
 
     def __repr__(self):
         return f"ConvContext(x{self.x_shape}, kernel{self.k_shape}, act={self.act})"
@@ -166,9 +157,6 @@ def _conv_forward(x, kernel, bias, strides, padding, dilation, activation, ndim,
     dilation = _tuple(dilation, ndim, "dilation_rate")
     padding = _padding(padding, ("valid", "same", "causal") if ndim == 1 else ("valid", "same"))
     act, alpha, act_name = _resolve_act(activation)
-    if act not in _FUSED:
-        raise ValueError(f"activation {act_name!r} is not supported by nn.ops.conv{ndim}d "
-                         f"(fused: {sorted(_ACT_IDS)}); apply it separately")
     if ndim == 1:
         x4 = x.reshape(x.shape[0], 1, x.shape[1], x.shape[2])
         k4 = kernel.reshape(1, *kernel.shape)
@@ -186,13 +174,19 @@ def _conv_forward(x, kernel, bias, strides, padding, dilation, activation, ndim,
     plan = _plan(geom)
     plan.set_weights(k4)
     y = np.empty((N, OH, OW, F), np.float32)
-    plan.forward(x4, bias, act, alpha, y)
+    z = None
+    if act in _FUSED:  # in the GEMM epilogue
+        plan.forward(x4, bias, act, alpha, y)
+    else:  # z = conv + bias, then one elementwise pass (softmax is over the channels)
+        z = np.empty_like(y)
+        plan.forward(x4, bias, 0, 0.0, z)
+        K.act_forward(act, alpha, z, y)
     out = y.reshape(N, OW, F) if ndim == 1 else y
     if not return_context:
         return out
     ctx = ConvContext()
     ctx.x, ctx.kernel, ctx.bias, ctx.y = x4, k4, bias, y
-    ctx.act, ctx.alpha, ctx.plan, ctx.ndim = act, alpha, plan, ndim
+    ctx.act, ctx.alpha, ctx.plan, ctx.ndim, ctx.z = act, alpha, plan, ndim, z
     ctx.x_shape, ctx.k_shape = x.shape, kernel.shape
     return out, ctx
 
@@ -210,7 +204,10 @@ def _conv_backward(ctx, dy, ndim):
         plan.set_weights(ctx.kernel)
     F = ctx.y.shape[-1]
     db = np.empty(F, np.float32) if ctx.bias is not None else None
-    K.conv_act_backward(ctx.act, ctx.alpha, ctx.y, dy, db)
+    if ctx.act in _FUSED:
+        K.conv_act_backward(ctx.act, ctx.alpha, ctx.y, dy, db)
+    else:
+        K.act_backward(ctx.act, ctx.alpha, ctx.z, ctx.y, dy, dx=dy, db=db)
     dx = np.empty(ctx.x.shape, np.float32)
     dk = np.empty(ctx.kernel.shape, np.float32)
     plan.backward_data(dy, dx)
@@ -229,7 +226,8 @@ def _ctx_from_args(args, dy, fwd, kwargs):
 
 def conv2d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, activation=None,
            return_context=False):
-    """2-D convolution, NHWC input and HWIO kernel; bias and relu/leaky_relu/relu6 fused."""
+    """2-D convolution, NHWC input and HWIO kernel. bias and relu/leaky_relu/relu6 are fused in
+    the GEMM epilogue; any other Keras activation runs as one elementwise pass after it."""
     return _conv_forward(x, kernel, bias, strides, padding, dilation_rate, activation, 2,
                          return_context)
 

@@ -16,7 +16,7 @@ extern "C" {
 int nnc_act_forward(int act, float alpha, const float *x, float *y, int64_t rows, int64_t cols,
                     int nthreads);
 /* dx = dy * f'(.) using x (pre-activation, needed only by gelu and swish; may be NULL for the
- * others) and y (the forward output). dx == dy is allowed. If db != NULL, db[j] = sum_i dx[i,j]
+ * others) and y (the forward output; the vector gelu backward also reads Phi(x) = y/x). dx == dy is allowed. If db != NULL, db[j] = sum_i dx[i,j]
  * (overwritten, deterministic). */
 int nnc_act_backward(int act, float alpha, const float *x, const float *y, const float *dy,
                      float *dx, int64_t rows, int64_t cols, float *db, int nthreads);
@@ -31,14 +31,26 @@ int nnc_all_finite(const float *x, int64_t n);
  * Per-sample loss (Keras: mean over the last axis for bce/mse/mae/huber, sum over classes for
  * the categorical ones), times w[i] when w != NULL, is summed into *loss_sum (double).
  * If grad != NULL, grad = d(scale * sum_i w_i*loss_i)/d(pred), or d/d(logits) when from_logits.
- * param: huber delta; label_smoothing for the cross-entropies (0 = none); focal gamma later. */
+ * param: huber delta; label_smoothing for the cross-entropies (0 = none); focal gamma later.
+ * Probability forms clip to [1e-7, 1-1e-7] (float32, as Keras); the gradient is zero where a
+ * value was clipped (tf.clip_by_value's gradient). categorical and sparse renormalise p by its
+ * row sum first (sparse = categorical on one-hot labels; it takes no label smoothing). */
 enum {
     NNC_LOSS_MSE = 0, NNC_LOSS_MAE, NNC_LOSS_HUBER, NNC_LOSS_BINARY_CE,
-    NNC_LOSS_CATEGORICAL_CE, NNC_LOSS_SPARSE_CATEGORICAL_CE, NNC_LOSS_COUNT
+    NNC_LOSS_CATEGORICAL_CE, NNC_LOSS_SPARSE_CATEGORICAL_CE, NNC_LOSS_BINARY_FOCAL_CE,
+    NNC_LOSS_COUNT
 };
 int nnc_loss(int loss, int from_logits, float param, const float *pred, const void *target,
              const float *w, int64_t rows, int64_t cols, float scale, double *loss_sum,
              float *grad, int nthreads);
+/* Same with NNC_LOSS_NPARAMS parameters: params[0] is nnc_loss's param; for BINARY_FOCAL_CE
+ * (Keras's BinaryFocalCrossentropy) params = {label_smoothing, gamma, alpha,
+ * apply_class_balancing (0 or 1)}: loss = mean_j w_bal * (1 - p_t)^gamma * bce, with
+ * p_t = t*p + (1-t)*(1-p) and w_bal = t*alpha + (1-t)*(1-alpha) when balancing (else 1). */
+#define NNC_LOSS_NPARAMS 4
+int nnc_loss_ex(int loss, int from_logits, const float *params, const float *pred,
+                const void *target, const float *w, int64_t rows, int64_t cols, float scale,
+                double *loss_sum, float *grad, int nthreads);
 
 /* Optimizer updates over one flat buffer of n parameters, Keras formulas. t is the 1-based
  * step (for Adam's bias correction). wd: decoupled weight decay (AdamW; 0 = none). */

@@ -29,6 +29,7 @@
 #define VTANH nnc_tanh_avx2
 #define VLOG1P01 nnc_log1p01_avx2
 #define VNCDF_HALF nnc_ncdf_half_avx2
+#define VNPDF nnc_npdf_avx2
 #define VDZERO _mm256_setzero_pd()
 #define VDACC(a0, a1, v)                                                                          \
     do {                                                                                          \

@@ -28,6 +28,7 @@
 #define VTANH nnc_tanh_avx512
 #define VLOG1P01 nnc_log1p01_avx512
 #define VNCDF_HALF nnc_ncdf_half_avx512
+#define VNPDF nnc_npdf_avx512
 #define VDZERO _mm512_setzero_pd()
 #define VDACC(a0, a1, v)                                                                          \
     do {                                                                                          \
