@@ -362,6 +362,25 @@ if hasattr(L, "LayerNormalization"):
         return y
 
 
+if hasattr(L, "Normalization"):
+    @register(L.Normalization)
+    def _normalization(g, layer, x, shape):
+        mean = np.asarray(layer.mean, np.float64)
+        std = np.maximum(np.sqrt(np.asarray(layer.variance, np.float64)), 1e-7)
+        if layer.invert:  # standardised values back to the data's scale
+            y = g.op("Mul", [x, g.const(std, layer.name + "_std")])
+            return g.op("Add", [y, g.const(mean, layer.name + "_mean")])
+        y = g.op("Sub", [x, g.const(mean, layer.name + "_mean")])
+        return g.op("Div", [y, g.const(std, layer.name + "_std")])
+
+if hasattr(L, "Embedding"):
+    @register(L.Embedding)
+    def _embedding(g, layer, x, shape):
+        # the model input is float32; indices truncate toward zero, as nncore (and Keras's cast) do
+        idx = g.op("Cast", [x], to=TensorProto.INT64)
+        return g.op("Gather", [g.const(layer.get_weights()[0], layer.name + "_embeddings"), idx], axis=0)
+
+
 # ---- export -------------------------------------------------------------------------------------
 def _converter(layer):
     for cls in type(layer).__mro__:

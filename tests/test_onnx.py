@@ -156,6 +156,33 @@ def test_layernorm():
     _check(model, _x(5, 4))
 
 
+@pytest.mark.skipif(not _has("Normalization"), reason="Normalization not available")
+def test_normalization_layer():
+    x = 3 + 2 * _x(50, 4)
+    for kw in ({}, {"axis": None}):
+        norm = L.Normalization(**kw)
+        norm.adapt(x)
+        _check(nn.Sequential([nn.Input(shape=(4,)), norm, L.Dense(2, activation="tanh")]), x)
+    fixed = L.Normalization(mean=[1.0, 2.0, 3.0, 4.0], variance=[1.0, 4.0, 0.25, 9.0], invert=True)
+    _check(nn.Sequential([nn.Input(shape=(4,)), fixed]), x)
+
+
+@pytest.mark.skipif(not _has("Embedding", "LSTM"), reason="Embedding not available")
+def test_embedding():
+    idx = np.random.default_rng(0).integers(0, 20, size=(6, 7)).astype(np.float32)
+    model = nn.Sequential([L.Embedding(20, 5, input_shape=(7,)), L.Flatten(), L.Dense(3, activation="softmax")])
+    _check(model, idx)
+    model = nn.Sequential([L.Embedding(20, 4, input_shape=(7,)), L.LSTM(3)])
+    _check(model, idx + 0.7)  # fractional indices truncate
+
+
+@pytest.mark.skipif(not _has("SpatialDropout1D", "GaussianNoise", "GaussianDropout"), reason="noise layers not available")
+def test_noise_layers_are_identity_at_inference():
+    model = nn.Sequential([L.Conv1D(4, 3, input_shape=(8, 2)), L.SpatialDropout1D(0.3), L.GaussianNoise(0.5),
+                           L.GaussianDropout(0.2), L.Flatten(), L.Dense(2)])
+    _check(model, _x(3, 8, 2))
+
+
 def test_unsupported_layer_named_in_error():
     class Mystery(nn.layers.Layer):
         pass

@@ -76,3 +76,17 @@ def test_bench_report_writes_charts(tmp_path):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
     assert "broken.json" in r.stderr  # unreadable files are reported, not fatal
+
+
+def test_optional_modules_load_lazily(tmp_path):
+    # `import nncore` never imports matplotlib, scikit-learn or onnx; nn.<module> loads on first use
+    code = ("import sys, nncore as nn\n"
+            "heavy = [m for m in ('matplotlib', 'sklearn', 'onnx') if m in sys.modules]\n"
+            "assert not heavy, heavy\n"
+            "assert nn.plotting.plot_history\n"
+            "try:\n    nn.no_such_thing\nexcept AttributeError as e:\n    print('ok', e)\n")
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(nn.__file__)))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                       env=dict(os.environ, PYTHONPATH=parent))
+    assert r.returncode == 0, r.stderr
+    assert "ok module 'nncore' has no attribute 'no_such_thing'" in r.stdout

@@ -236,3 +236,19 @@ def test_hyperparameter_search_example_quick(capsys):
     out = capsys.readouterr().out
     assert "best cross-validated AUC" in out and "held-out test AUC" in out
     assert search.best_score_ > 0.8 and len(search.cv_results_["params"]) == 2
+
+
+def test_model_function_with_sequence_input():
+    # a Conv1D model declares its input shape; flat sklearn features are reshaped to it
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 12))
+    y = (X[:, :6].sum(1) > 0).astype(int)
+
+    def build(n_features_in):
+        return nn.Sequential([nn.layers.Conv1D(4, 3, activation="relu", input_shape=(n_features_in // 2, 2)),
+                              nn.layers.GlobalAveragePooling1D(), nn.layers.Dense(1, activation="sigmoid")])
+
+    clf = NNClassifier(model=build, epochs=5, learning_rate=0.01, random_state=0).fit(X, y)
+    assert clf.predict_proba(X).shape == (120, 2)
+    with pytest.raises(ValueError, match="takes inputs of shape"):
+        NNClassifier(model=lambda: build(10), epochs=1).fit(X, y)
