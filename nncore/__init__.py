@@ -10,11 +10,21 @@ __version__ = "0.1.0"
 
 from . import _kernels  # noqa: F401  (initialises ISA dispatch)
 from ._config import config, get_num_threads, set_num_threads, show_config, threads
-from . import activations, callbacks, initializers, layers, losses, metrics, ops, optimizers, utils
+from . import activations, callbacks, datasets, initializers, layers, losses, metrics, ops, optimizers, utils
 from . import models
+from . import explain
 from .layers import Input
 from .models import Sequential
 
 __all__ = ["Sequential", "Input", "layers", "models", "ops", "activations", "losses", "optimizers",
            "metrics", "callbacks", "initializers", "utils", "config", "show_config",
            "get_num_threads", "set_num_threads", "threads"]
+
+
+def __getattr__(name):
+    # Modules with optional dependencies load on first use: nn.onnx (onnx), nn.sklearn
+    # (scikit-learn), nn.plotting (matplotlib); `import nncore` never needs them.
+    if name in ("onnx", "sklearn", "plotting"):
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

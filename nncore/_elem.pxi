@@ -16,6 +16,9 @@ cdef extern from "nncore/nnc.h" nogil:
     int nnc_loss(int loss, int from_logits, float param, const float *pred, const void *target,
                  const float *w, int64_t rows, int64_t cols, float scale, double *loss_sum,
                  float *grad, int nthreads)
+    int nnc_loss_ex(int loss, int from_logits, const float *params, const float *pred,
+                    const void *target, const float *w, int64_t rows, int64_t cols, float scale,
+                    double *loss_sum, float *grad, int nthreads)
     int nnc_sgd_update(float *p, const float *g, float *m, int64_t n, float lr, float momentum,
                        int nesterov, float wd, int nthreads)
     int nnc_adam_update(float *p, const float *g, float *m, float *v, float *vmax, int64_t n,
@@ -43,7 +46,7 @@ ACTIVATION_DEFAULT_ALPHA = {5: 0.2, 6: 1.0}
 LOSSES = {
     "mean_squared_error": 0, "mse": 0, "mean_absolute_error": 1, "mae": 1, "huber": 2,
     "huber_loss": 2, "binary_crossentropy": 3, "categorical_crossentropy": 4,
-    "sparse_categorical_crossentropy": 5,
+    "sparse_categorical_crossentropy": 5, "binary_focal_crossentropy": 6,
 }
 LOSS_NAMES = {0: "mean_squared_error", 1: "mean_absolute_error", 2: "huber",
               3: "binary_crossentropy", 4: "categorical_crossentropy",
@@ -197,16 +200,35 @@ def vmath(str fn, x, out=None):
     return out
 
 
+cdef int _loss_params(object param, float *out) except -1:
+    """param: a number (huber delta / label smoothing) or up to 4 numbers (nnc_loss_ex's
+    params: label_smoothing, gamma, alpha, apply_class_balancing for the focal loss)."""
+    cdef int i
+    vals = [0.0, 2.0, 0.25, 0.0]
+    if isinstance(param, (tuple, list)):
+        if not 1 <= len(param) <= 4:
+            raise ValueError(f"loss parameters: expected 1 to 4 numbers, got {len(param)}")
+        for i in range(len(param)):
+            vals[i] = float(param[i])
+    else:
+        vals[0] = float(param)
+    for i in range(4):
+        out[i] = vals[i]
+    return 0
+
+
 def loss(int loss_id, pred, target, sample_weight=None, bint from_logits=False,
-         float param=0.0, float scale=1.0, grad=None, bint compute_grad=True):
+         param=0.0, float scale=1.0, grad=None, bint compute_grad=True):
     """Keras loss over a [rows, cols] batch.
 
     Returns (loss_sum, grad): loss_sum = sum_i w_i * loss_i (float), grad = scale * d loss_sum /
     d pred (d logits when from_logits) or None when compute_grad is False. param is huber's delta
     or the label smoothing of the cross-entropies. sparse_categorical_crossentropy takes integer
     labels of shape (rows,) or (rows, 1) in [0, cols)."""
-    if loss_id < 0 or loss_id >= 6:
-        raise ValueError(f"unknown loss id {loss_id}; expected 0..5 (see LOSSES)")
+    if loss_id < 0 or loss_id >= 7:
+        raise ValueError(f"unknown loss id {loss_id}; expected 0..6 (see LOSSES)")
+    cdef float lparams[4]
+    _loss_params(param, lparams)
     pa = _f32(pred, "pred")
     if pa.ndim == 1:
         pa = pa.reshape(-1, 1)
@@ -259,7 +281,7 @@ def loss(int loss_id, pred, target, sample_weight=None, bint from_logits=False,
     cdef double total = 0.0
     cdef int st
     with nogil:
-        st = nnc_loss(loss_id, from_logits, param, pp, pt, pw, rows, cols, scale, &total, pg, 0)
+        st = nnc_loss_ex(loss_id, from_logits, lparams, pp, pt, pw, rows, cols, scale, &total, pg, 0)
     check_status(st)
     return total, grad
 

@@ -27,6 +27,7 @@ cdef extern from "nncore/nnc.h" nogil:
     int nnc_seq_compile(nnc_seq *s, float *params, float *grads, int64_t n_params, int loss,
                         int from_logits, float loss_param, const nnc_optimizer *opt, float *slot0,
                         float *slot1, float *slot2)
+    int nnc_seq_set_loss_params(nnc_seq *s, const float *params)
     void nnc_seq_set_step(nnc_seq *s, int64_t t)
     int64_t nnc_seq_get_step(const nnc_seq *s)
     int nnc_seq_params_changed(nnc_seq *s)
@@ -139,7 +140,7 @@ cdef class Seq:
             self.ptr = NULL
 
     def compile(self, cnp.ndarray params, cnp.ndarray grads, int loss, bint from_logits,
-                float loss_param, dict opt, cnp.ndarray slot0=None, cnp.ndarray slot1=None,
+                object loss_param, dict opt, cnp.ndarray slot0=None, cnp.ndarray slot1=None,
                 cnp.ndarray slot2=None):
         cdef nnc_optimizer o
         need_f32(params, "params")
@@ -163,11 +164,14 @@ cdef class Seq:
         o.clipvalue = opt.get("clipvalue") or 0.0
         o.global_clipnorm = opt.get("global_clipnorm") or 0.0
         self.keep = self.keep + [params, grads, slot0, slot1, slot2]
+        cdef float lparams[4]
+        _loss_params(loss_param, lparams)  # a number, or (label_smoothing, gamma, alpha, balance)
         check_status(nnc_seq_compile(self.ptr, fptr(params), fptr(grads), params.size, loss,
-                                     from_logits, loss_param, &o,
+                                     from_logits, lparams[0], &o,
                                      fptr(slot0) if slot0 is not None else NULL,
                                      fptr(slot1) if slot1 is not None else NULL,
                                      fptr(slot2) if slot2 is not None else NULL))
+        check_status(nnc_seq_set_loss_params(self.ptr, lparams))
 
     @property
     def step(self):

@@ -5,7 +5,7 @@ import numpy as np
 from . import _kernels as K
 
 # Ids match NNC_LOSS_* in csrc/include/nncore/nnc_elem.h.
-MSE, MAE, HUBER, BINARY_CE, CATEGORICAL_CE, SPARSE_CATEGORICAL_CE = range(6)
+MSE, MAE, HUBER, BINARY_CE, CATEGORICAL_CE, SPARSE_CATEGORICAL_CE, BINARY_FOCAL_CE = range(7)
 
 
 class Loss:
@@ -41,7 +41,7 @@ class Loss:
         else:
             t = np.ascontiguousarray(np.asarray(y_true, dtype=np.float32).reshape(y_pred.shape))
         w = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float32).reshape(n)
-        total, _ = K.loss(self.kind, self.from_logits, self.param, y_pred, t, w, 1.0, False)
+        total, _ = K.loss(self.kind, y_pred, t, w, self.from_logits, self.param, 1.0, None, False)
         return float(total / max(n, 1))
 
     def get_config(self):
@@ -97,6 +97,31 @@ class CategoricalCrossentropy(_CrossEntropy):
     kind, name = CATEGORICAL_CE, "categorical_crossentropy"
 
 
+class BinaryFocalCrossentropy(_CrossEntropy):
+    """Keras's BinaryFocalCrossentropy: binary cross-entropy scaled by (1 - p_t)^gamma, which
+    down-weights easy examples (Lin et al., 2017), and by alpha for positives / 1 - alpha for
+    negatives when apply_class_balancing. For rare-event problems such as fraud."""
+    kind, name = BINARY_FOCAL_CE, "binary_focal_crossentropy"
+
+    def __init__(self, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False,
+                 label_smoothing=0.0, **kwargs):
+        super().__init__(from_logits=from_logits, label_smoothing=label_smoothing, **kwargs)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"BinaryFocalCrossentropy: alpha must be in [0, 1], got {alpha}")
+        if not gamma >= 0.0:
+            raise ValueError(f"BinaryFocalCrossentropy: gamma must be >= 0, got {gamma}")
+        self.apply_class_balancing = bool(apply_class_balancing)
+        self.alpha, self.gamma = float(alpha), float(gamma)
+
+    @property
+    def param(self):
+        return (self.label_smoothing, self.gamma, self.alpha, float(self.apply_class_balancing))
+
+    def get_config(self):
+        return {**super().get_config(), "apply_class_balancing": self.apply_class_balancing,
+                "alpha": self.alpha, "gamma": self.gamma}
+
+
 class SparseCategoricalCrossentropy(Loss):
     kind, name = SPARSE_CATEGORICAL_CE, "sparse_categorical_crossentropy"
 
@@ -114,6 +139,7 @@ _NAMES = {
     "huber": Huber, "huber_loss": Huber,
     "binary_crossentropy": BinaryCrossentropy, "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "binary_focal_crossentropy": BinaryFocalCrossentropy,
 }
 _CLASSES = {c.__name__: c for c in set(_NAMES.values())}
 

@@ -290,6 +290,9 @@ class Sequential:
         if check_finite and not np.all(np.isfinite(x)):
             raise ValueError(f"{what} contains NaN or infinity")
         self._require_built()
+        check = getattr(self.layers[0], "_check_input", None)  # e.g. Embedding index range
+        if check is not None:
+            check(x, what)
         return x.reshape(x.shape[0], -1)
 
     def _prepare_data(self, x, y, sample_weight=None, class_weight=None, what=""):
@@ -428,6 +431,7 @@ class Sequential:
                 for m in metrics:
                     m.update_state(Y[rows], preds, None if SW is None else SW[rows])
                     logs[m.name] = m.result()
+                cb.on_train_chunk_end(s0 + nb, logs)  # nncore hook: cheap chunk-level look at the logs
                 if per_batch:
                     cb.on_train_batch_end(s0, dict(logs))
                 progbar.progress(s0 + nb, logs)
@@ -552,7 +556,7 @@ class Sequential:
         w = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(("Layer (type)", "Output Shape", "Param #"))]
         line = "─" * sum(w)
         total = self.count_params()
-        trainable = sum(l.count_params() for l in self.layers if l.trainable)
+        trainable = sum(int(w.size) for w in self.trainable_weights)  # moving stats are not
         print_fn(f'Model: "{self.name}"')
         print_fn(line)
         print_fn("".join(h.ljust(wi) for h, wi in zip(("Layer (type)", "Output Shape", "Param #"), w)))

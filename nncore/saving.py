@@ -36,7 +36,7 @@ def _write(path, header, arrays):
     """header: dict (JSON-able); arrays: list of (name, ndarray)."""
     manifest, blobs, off = [], [], 0
     for name, a in arrays:
-        a = np.ascontiguousarray(a)
+        a = np.ascontiguousarray(a).reshape(np.shape(a))  # keep 0-d weights 0-d (Normalization count)
         if a.dtype.byteorder == ">":
             a = a.astype(a.dtype.newbyteorder("<"))
         raw = a.tobytes()

@@ -24,6 +24,8 @@
 typedef struct {
     int loss, from_logits;
     float param;
+    float gamma, alpha; /* focal */
+    int balance;
     const float *pred;
     const void *target;
     const float *w;
@@ -89,6 +91,42 @@ static double row_loss(const loss_ctx *c, int64_t i, float gs, float *g) {
             L -= (double)tt * log((double)pc) + (1.0 - (double)tt) * log1p(-(double)pc);
             if (g) g[j] = (p[j] >= EPS_LO && p[j] <= EPS_HI)
                               ? k * (-tt / pc + (1.0f - tt) / (1.0f - pc)) : 0.0f;
+        }
+        return L / n;
+    }
+    case NNC_LOSS_BINARY_FOCAL_CE: {
+        /* Keras: bce on clip(p) times (1 - p_t)^gamma with p_t from the unclipped p; from
+         * logits the exact forms: bce = max(z,0) - z*t + log1p(e^-|z|), 1-p_t from sigmoid(+-z).
+         * d/dp of (1-p_t)^gamma is gamma*(1-p_t)^(gamma-1)*(1-2t). Row math in double. */
+        const float *t = (const float *)c->target + i * n;
+        const double ls = c->param, gam = c->gamma, al = c->alpha;
+        const double k = (double)gs * inv_n;
+        for (j = 0; j < n; j++) {
+            double tt = ls != 0.0 ? t[j] * (1.0 - ls) + 0.5 * ls : t[j];
+            double wb = c->balance ? tt * al + (1.0 - tt) * (1.0 - al) : 1.0;
+            double bce, q, dbce, dsig; /* dsig: dp/d(input) */
+            if (c->from_logits) {
+                double z = p[j], e = exp(-fabs(z));
+                double sp = z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); /* sigmoid(z) */
+                double sm = z >= 0 ? e / (1.0 + e) : 1.0 / (1.0 + e); /* sigmoid(-z) */
+                bce = (z > 0 ? z : 0.0) - z * tt + log1p(e);
+                q = tt * sm + (1.0 - tt) * sp;
+                dbce = z >= 0 ? (1.0 - tt) - sm : sp - tt; /* d bce / dz */
+                dsig = sp * sm;
+            } else {
+                double pr = p[j], pc = clipf(p[j]);
+                bce = -(tt * log(pc) + (1.0 - tt) * log1p(-pc));
+                q = tt * (1.0 - pr) + (1.0 - tt) * pr;
+                if (q < 0.0) q = 0.0;
+                dbce = (p[j] >= EPS_LO && p[j] <= EPS_HI) ? -tt / pc + (1.0 - tt) / (1.0 - pc) : 0.0;
+                dsig = 1.0;
+            }
+            double f = pow(q, gam);
+            L += wb * f * bce;
+            if (g) {
+                double df = q > 0.0 ? gam * pow(q, gam - 1.0) : (gam == 1.0 ? 1.0 : 0.0);
+                g[j] = (float)(k * wb * (df * (1.0 - 2.0 * tt) * dsig * bce + f * dbce));
+            }
         }
         return L / n;
     }
@@ -211,13 +249,22 @@ static void loss_rows(void *pv, int64_t i0, int64_t i1) {
 int nnc_loss(int loss, int from_logits, float param, const float *pred, const void *target,
              const float *w, int64_t rows, int64_t cols, float scale, double *loss_sum,
              float *grad, int nthreads) {
-    if (loss < 0 || loss >= NNC_LOSS_COUNT || rows < 0 || cols < 1) return NNC_E_ARG;
+    const float params[NNC_LOSS_NPARAMS] = {param, 2.0f, 0.25f, 0.0f}; /* focal: Keras defaults */
+    return nnc_loss_ex(loss, from_logits, params, pred, target, w, rows, cols, scale, loss_sum,
+                       grad, nthreads);
+}
+
+int nnc_loss_ex(int loss, int from_logits, const float *params, const float *pred,
+                const void *target, const float *w, int64_t rows, int64_t cols, float scale,
+                double *loss_sum, float *grad, int nthreads) {
+    if (loss < 0 || loss >= NNC_LOSS_COUNT || rows < 0 || cols < 1 || !params) return NNC_E_ARG;
     if (from_logits && loss != NNC_LOSS_BINARY_CE && loss != NNC_LOSS_CATEGORICAL_CE &&
-        loss != NNC_LOSS_SPARSE_CATEGORICAL_CE)
+        loss != NNC_LOSS_SPARSE_CATEGORICAL_CE && loss != NNC_LOSS_BINARY_FOCAL_CE)
         from_logits = 0;
     enum { GROUP_ROWS = GROUP_CHUNKS * NNC_REDUCE_CHUNK };
     double rl[GROUP_ROWS];
-    loss_ctx c = {loss, from_logits, param, pred, target, w, rows, cols, scale, grad, rl, 0};
+    loss_ctx c = {loss, from_logits, params[0], params[1], params[2], params[3] != 0.0f,
+                  pred, target, w, rows, cols, scale, grad, rl, 0};
     /* rows are independent (any split); the sum below has one fixed order */
     int64_t grain = NNC_MAX((int64_t)1, 256 / cols);
     int nt = nnc_elem_threads(nthreads, 20.0 * (double)rows * (double)cols, (rows + grain - 1) / grain);

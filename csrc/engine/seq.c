@@ -28,6 +28,7 @@ struct nnc_seq {
     int64_t np;
     int loss, from_logits, fused;
     float loss_param;
+    float loss_params[NNC_LOSS_NPARAMS]; /* [0] == loss_param; focal's gamma, alpha, balance */
     nnc_optimizer opt;
     int64_t t;
     /* trainable ranges (offsets into P/G) with their regularizers */
@@ -157,6 +158,13 @@ int nnc_seq_predict(nnc_seq *s, const float *X, int64_t n, int64_t batch_size, f
     return st;
 }
 
+int nnc_seq_set_loss_params(nnc_seq *s, const float *params) {
+    if (!params) return NNC_E_ARG;
+    memcpy(s->loss_params, params, sizeof(s->loss_params));
+    s->loss_param = params[0];
+    return 0;
+}
+
 int nnc_seq_compile(nnc_seq *s, float *params, float *grads, int64_t n_params, int loss,
                     int from_logits, float loss_param, const nnc_optimizer *opt, float *slot0,
                     float *slot1, float *slot2) {
@@ -167,13 +175,18 @@ int nnc_seq_compile(nnc_seq *s, float *params, float *grads, int64_t n_params, i
     s->loss = loss;
     s->from_logits = from_logits;
     s->loss_param = loss_param;
+    s->loss_params[0] = loss_param;
+    s->loss_params[1] = 2.0f; /* focal defaults until nnc_seq_set_loss_params */
+    s->loss_params[2] = 0.25f;
+    s->loss_params[3] = 0.0f;
     s->opt = *opt;
     s->s0 = slot0;
     s->s1 = slot1;
     s->s2 = slot2;
     /* softmax/sigmoid + matching cross-entropy: the loss takes the logits. */
     s->fused = !from_logits &&
-               ((s->out_act == NNC_ACT_SIGMOID && loss == NNC_LOSS_BINARY_CE) ||
+               ((s->out_act == NNC_ACT_SIGMOID &&
+                 (loss == NNC_LOSS_BINARY_CE || loss == NNC_LOSS_BINARY_FOCAL_CE)) ||
                 (s->out_act == NNC_ACT_SOFTMAX &&
                  (loss == NNC_LOSS_CATEGORICAL_CE || loss == NNC_LOSS_SPARSE_CATEGORICAL_CE)));
     if (!s->roff) {
@@ -198,11 +211,11 @@ static int loss_and_grad(nnc_seq *s, const float *y, int64_t rows, const void *t
         pred = s->pbuf;
     }
     if (s->fused || s->out_act == NNC_ACT_LINEAR)
-        return nnc_loss(s->loss, s->fused ? 1 : s->from_logits, s->loss_param, y, tgt, w, rows,
-                        s->out_size, scale, lsum, g, 0);
+        return nnc_loss_ex(s->loss, s->fused ? 1 : s->from_logits, s->loss_params, y, tgt, w,
+                           rows, s->out_size, scale, lsum, g, 0);
     /* Loss on out_act(y), then back through out_act. */
-    st = nnc_loss(s->loss, s->from_logits, s->loss_param, pred, tgt, w, rows, s->out_size, scale,
-                  lsum, g, 0);
+    st = nnc_loss_ex(s->loss, s->from_logits, s->loss_params, pred, tgt, w, rows, s->out_size,
+                     scale, lsum, g, 0);
     if (st || !g) return st;
     return nnc_act_backward(s->out_act, 0.f, y, pred, g, g, rows, s->out_size, NULL, 0);
 }

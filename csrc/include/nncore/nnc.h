@@ -13,5 +13,6 @@
 #include "nncore/nnc_engine.h"
 #include "nncore/nnc_conv.h"
 #include "nncore/nnc_rnn.h"
+#include "nncore/nnc_layers.h"
 
 #endif

@@ -37,11 +37,20 @@ int nnc_all_finite(const float *x, int64_t n);
  * row sum first (sparse = categorical on one-hot labels; it takes no label smoothing). */
 enum {
     NNC_LOSS_MSE = 0, NNC_LOSS_MAE, NNC_LOSS_HUBER, NNC_LOSS_BINARY_CE,
-    NNC_LOSS_CATEGORICAL_CE, NNC_LOSS_SPARSE_CATEGORICAL_CE, NNC_LOSS_COUNT
+    NNC_LOSS_CATEGORICAL_CE, NNC_LOSS_SPARSE_CATEGORICAL_CE, NNC_LOSS_BINARY_FOCAL_CE,
+    NNC_LOSS_COUNT
 };
 int nnc_loss(int loss, int from_logits, float param, const float *pred, const void *target,
              const float *w, int64_t rows, int64_t cols, float scale, double *loss_sum,
              float *grad, int nthreads);
+/* Same with NNC_LOSS_NPARAMS parameters: params[0] is nnc_loss's param; for BINARY_FOCAL_CE
+ * (Keras's BinaryFocalCrossentropy) params = {label_smoothing, gamma, alpha,
+ * apply_class_balancing (0 or 1)}: loss = mean_j w_bal * (1 - p_t)^gamma * bce, with
+ * p_t = t*p + (1-t)*(1-p) and w_bal = t*alpha + (1-t)*(1-alpha) when balancing (else 1). */
+#define NNC_LOSS_NPARAMS 4
+int nnc_loss_ex(int loss, int from_logits, const float *params, const float *pred,
+                const void *target, const float *w, int64_t rows, int64_t cols, float scale,
+                double *loss_sum, float *grad, int nthreads);
 
 /* Optimizer updates over one flat buffer of n parameters, Keras formulas. t is the 1-based
  * step (for Adam's bias correction). wd: decoupled weight decay (AdamW; 0 = none). */

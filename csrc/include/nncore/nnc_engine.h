@@ -87,6 +87,8 @@ int nnc_seq_set_param_ranges(nnc_seq *s, int n_ranges, const int64_t *offsets,
 int nnc_seq_compile(nnc_seq *s, float *params, float *grads, int64_t n_params, int loss,
                     int from_logits, float loss_param, const nnc_optimizer *opt, float *slot0,
                     float *slot1, float *slot2);
+/* All NNC_LOSS_NPARAMS loss parameters (after compile, which sets params[0] = loss_param). */
+int nnc_seq_set_loss_params(nnc_seq *s, const float *params);
 void nnc_seq_set_step(nnc_seq *s, int64_t t);
 int64_t nnc_seq_get_step(const nnc_seq *s);
 /* Tell every node its parameters changed (after set_weights). */
