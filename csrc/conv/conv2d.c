@@ -12,7 +12,10 @@
  * W' (packed once per weight change); stride > 1 is dcol = dz * W^T then col2im, threads over
  * whole images so writes never collide.
  * Backward weights: dW = sum over chunks of col(x)^T dz, chunks in order, the GEMM splitting
- * dW's rows or columns (never the pixel sum). */
+ * dW's rows or columns (never the pixel sum).
+ * Special paths: 3x3 stride-1 undilated convs with >= 16 channels in and out run Winograd
+ * F(2x2, 3x3) for all three passes (winograd.c); C <= 4 takes a direct dW kernel under AVX-512
+ * (smallc.c). nnc_conv2d_set_winograd(0) switches both off (tests compare the paths). */
 #include "conv_internal.h"
 
 #include <string.h>
