@@ -7,13 +7,16 @@ carry target attributes and are chosen at run time (csrc/common/cpu.c).
 """
 import glob
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import textwrap
+import time
 
+import Cython
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -56,7 +59,9 @@ def openmp_flags():
             with open(src, "w") as f:
                 f.write(OMP_TEST)
             try:
-                subprocess.run([cc, *cflags, src, "-o", exe, *lflags], check=True,
+                # CFLAGS/LDFLAGS as the real build uses them (e.g. Homebrew libomp's paths on macOS)
+                subprocess.run([cc, *shlex.split(os.environ.get("CFLAGS", "")), *cflags, src, "-o", exe,
+                                *lflags, *shlex.split(os.environ.get("LDFLAGS", ""))], check=True,
                                capture_output=True, timeout=120)
                 out = subprocess.run([exe], check=True, capture_output=True, timeout=60)
             except (OSError, subprocess.SubprocessError):
@@ -83,6 +88,11 @@ else:
 
 sources = ["nncore/_kernels.pyx"] + sorted(glob.glob("csrc/**/*.c", recursive=True))
 
+# Build metadata for nn.show_config(); SOURCE_DATE_EPOCH keeps reproducible builds reproducible.
+build_date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(int(os.environ.get("SOURCE_DATE_EPOCH") or time.time())))
+build_macros = [("NNCORE_BUILD_DATE", '"%s"' % build_date), ("NNCORE_BUILD_NUMPY", '"%s"' % np.__version__),
+                ("NNCORE_BUILD_CYTHON", '"%s"' % Cython.__version__)]
+
 directives = {
     "language_level": 3,
     "boundscheck": bool(os.environ.get("NNCORE_BOUNDSCHECK")),
@@ -97,7 +107,7 @@ ext = Extension(
     sources=sources,
     include_dirs=["csrc/include", "csrc", np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
-                   ("NNCORE_OPENMP_HOW", '"%s"' % omp_how)],
+                   ("NNCORE_OPENMP_HOW", '"%s"' % omp_how)] + build_macros,
     extra_compile_args=cflags + omp_c,
     extra_link_args=omp_l + (["-fsanitize=address,undefined"] if os.environ.get("NNCORE_DEBUG") else []),
     depends=sorted(glob.glob("csrc/**/*.h", recursive=True)) + sorted(glob.glob("nncore/*.pxi")),

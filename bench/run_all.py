@@ -9,7 +9,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPTS = ["bench_gemm.py", "bench_elem.py", "bench_mlp.py", "bench_conv.py", "bench_rnn.py"]
+SCRIPTS = ["bench_gemm.py", "bench_elem.py", "bench_mlp.py", "bench_conv.py", "bench_rnn.py", "bench_norm.py",
+           "bench_finance.py"]
 
 
 def main():

@@ -19,3 +19,12 @@ from .models import Sequential
 __all__ = ["Sequential", "Input", "layers", "models", "ops", "activations", "losses", "optimizers",
            "metrics", "callbacks", "initializers", "utils", "config", "show_config",
            "get_num_threads", "set_num_threads", "threads"]
+
+
+def __getattr__(name):
+    # Modules with optional dependencies load on first use: nn.onnx (onnx), nn.sklearn
+    # (scikit-learn), nn.plotting (matplotlib); `import nncore` never needs them.
+    if name in ("onnx", "sklearn", "plotting"):
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

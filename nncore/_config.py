@@ -44,8 +44,11 @@ def config():
     """Build and run-time configuration as a dict."""
     from . import __version__
     mr, nr, kc = K.gemm_blocking() if hasattr(K, "gemm_blocking") else (0, 0, 0)
+    build = K.build_info() if hasattr(K, "build_info") else {}
     return {
         "version": __version__,
+        **build,
+        "openmp_runtime": _openmp_runtime() if K.openmp_enabled() else None,
         "isa": K.isa_name(),
         "isa_forced": os.environ.get("NNCORE_ISA") or None,
         "isa_available": [i for i in ("generic", "avx2", "avx512") if K.isa_supported(i)],
@@ -60,14 +63,31 @@ def config():
     }
 
 
+def _openmp_runtime():
+    """'path (version)' of the OpenMP library nncore uses, via threadpoolctl when installed."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    libs = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "openmp"]
+    if not libs:
+        return None
+    # a repaired wheel bundles its own copy (nncore.libs/...); prefer it over other packages' runtimes
+    lib = next((i for i in libs if "nncore" in (i.get("filepath") or "")), libs[0])
+    return lib.get("filepath") + (f" (version {lib['version']})" if lib.get("version") else "")
+
+
 def show_config(file=None):
-    """Print version, ISA in use, OpenMP, thread count and GEMM block sizes."""
+    """Print version, build metadata, ISA in use, OpenMP, thread count and GEMM block sizes."""
     c = config()
     lines = [
         f"nncore {c['version']}",
+        f"  built            : {c.get('build_date', '?')} with {c.get('compiler', '?')} "
+        f"(numpy {c.get('built_with_numpy', '?')}, Cython {c.get('built_with_cython', '?')})",
         f"  ISA in use       : {c['isa']}" + (f" (forced by NNCORE_ISA={c['isa_forced']})" if c["isa_forced"] else ""),
         f"  ISAs available   : {', '.join(c['isa_available'])}",
         f"  OpenMP           : {'on (' + c['openmp_flag'] + ')' if c['openmp'] else 'OFF (serial build)'}",
+    ] + ([f"  OpenMP runtime   : {c['openmp_runtime']}"] if c.get("openmp_runtime") else []) + [
         f"  threads          : {c['threads']} (default {c['default_threads']})",
         f"  GEMM blocking    : MR={c['gemm_mr']} NR={c['gemm_nr']} KC={c['gemm_kc']}",
         f"  python {c['python']}, numpy {c['numpy']}, {c['platform']}",

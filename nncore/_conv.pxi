@@ -19,6 +19,8 @@ cdef extern from "nncore/nnc.h" nogil:
                                     float *dw, float *db, int nthreads)
     int nnc_conv_act_backward(int act, float alpha, const float *y, float *dy, int64_t rows,
                               int64_t cols, float *db, int nthreads)
+    void nnc_conv2d_set_winograd(int on)
+    int nnc_conv2d_get_winograd()
 
     ctypedef struct nnc_pool2d_geom:
         int64_t H, W, C, PH, PW, sh, sw, pt, pl, OH, OW
@@ -125,6 +127,15 @@ cdef class Conv2DPlan:
         with nogil:
             st = nnc_conv2d_backward_weights(self.p, xp, dzp, N, dwp, dbp, 0)
         check_status(st)
+
+
+def conv_winograd(object on=None):
+    """Returns whether 3x3 stride-1 convs use the Winograd path; on=True/False switches it
+    (process-wide; tests and benchmarks compare it with the im2col path)."""
+    cdef int old = nnc_conv2d_get_winograd()
+    if on is not None:
+        nnc_conv2d_set_winograd(1 if on else 0)
+    return bool(old)
 
 
 def conv_act_backward(int act, float alpha, cnp.ndarray y, cnp.ndarray dy, object db):

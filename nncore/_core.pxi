@@ -23,8 +23,37 @@ cdef extern from *:
     #define NNCORE_OPENMP_HOW "unknown"
     #endif
     static const char *nnc_openmp_how = NNCORE_OPENMP_HOW;
+    /* build metadata (setup.py defines the NNCORE_BUILD_* strings; the compiler names itself) */
+    #define NNC_STR2(x) #x
+    #define NNC_STR(x) NNC_STR2(x)
+    #if defined(__clang__)
+    #define NNC_COMPILER "clang " __clang_version__
+    #elif defined(__GNUC__)
+    #define NNC_COMPILER "gcc " __VERSION__
+    #elif defined(_MSC_VER)
+    #define NNC_COMPILER "msvc " NNC_STR(_MSC_FULL_VER)
+    #else
+    #define NNC_COMPILER "unknown"
+    #endif
+    #ifndef NNCORE_BUILD_DATE
+    #define NNCORE_BUILD_DATE "unknown"
+    #endif
+    #ifndef NNCORE_BUILD_NUMPY
+    #define NNCORE_BUILD_NUMPY "unknown"
+    #endif
+    #ifndef NNCORE_BUILD_CYTHON
+    #define NNCORE_BUILD_CYTHON "unknown"
+    #endif
+    static const char *nnc_build_compiler = NNC_COMPILER;
+    static const char *nnc_build_date = NNCORE_BUILD_DATE;
+    static const char *nnc_build_numpy = NNCORE_BUILD_NUMPY;
+    static const char *nnc_build_cython = NNCORE_BUILD_CYTHON;
     """
     const char *nnc_openmp_how
+    const char *nnc_build_compiler
+    const char *nnc_build_date
+    const char *nnc_build_numpy
+    const char *nnc_build_cython
 
 nnc_init()
 
@@ -74,6 +103,13 @@ def openmp_enabled():
 
 def openmp_how():
     return nnc_openmp_how.decode()
+
+
+def build_info():
+    """Compiler, build date and the NumPy/Cython versions the extension was built with."""
+    return {"compiler": nnc_build_compiler.decode(errors="replace").strip(),
+            "build_date": nnc_build_date.decode(), "built_with_numpy": nnc_build_numpy.decode(),
+            "built_with_cython": nnc_build_cython.decode()}
 
 
 def set_num_threads(int n):

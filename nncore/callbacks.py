@@ -67,6 +67,11 @@ class History(Callback):
         for k, v in (logs or {}).items():
             self.history.setdefault(k, []).append(v)
 
+    def plot(self, metrics=None, figsize=None, title=None, logy=False):
+        """Training and validation curves per metric (needs matplotlib); returns the Figure."""
+        from .plotting import plot_history
+        return plot_history(self, metrics=metrics, figsize=figsize, title=title, logy=logy)
+
 
 class ProgbarLogger(Callback):
     """Keras-like progress output: verbose=1 a bar per epoch, verbose=2 one line per epoch."""

@@ -205,8 +205,10 @@ class _Confusion(Metric):
         if self._even:
             # Keras's bucket formula for evenly spaced thresholds (float32, as Keras computes it).
             T = self.thresholds.size
-            b = np.ceil(p.astype(np.float32) * np.float32(T - 1)) - 1
-            return np.clip(b, 0, T - 1).astype(np.int64) + 1
+            b = np.ceil(p.astype(np.float32) * np.float32(T - 1))
+            return np.clip(b, 1, T).astype(np.intp)
+        if self._sorted.size == 1:
+            return (p > self._sorted[0]).view(np.int8).astype(np.intp)
         return np.searchsorted(self._sorted, p, side="left")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -215,16 +217,17 @@ class _Confusion(Metric):
             return
         k = self.thresholds.size
         above = self._above(p)  # p > sorted[j] for j < above
-        wt = np.ones(p.size) if w is None else w
-        pos = np.bincount(above[t], weights=wt[t], minlength=k + 1)
-        neg = np.bincount(above[~t], weights=wt[~t], minlength=k + 1)
+        # one histogram over (label, bucket): negatives in [0, k], positives in [k+1, 2k+1]
+        counts = np.bincount(above + (k + 1) * t, weights=w, minlength=2 * (k + 1))
+        neg, pos = counts[:k + 1], counts[k + 1:]
         # count of samples with above > j, for j = 0..k-1
         tp = np.cumsum(pos[::-1])[::-1][1:]
         fp = np.cumsum(neg[::-1])[::-1][1:]
         P, N = pos.sum(), neg.sum()
-        inv = np.empty(k, dtype=np.int64)
-        inv[self._order] = np.arange(k)
-        tp, fp = tp[inv], fp[inv]
+        if k > 1:
+            inv = np.empty(k, dtype=np.int64)
+            inv[self._order] = np.arange(k)
+            tp, fp = tp[inv], fp[inv]
         self.true_positives += tp
         self.false_positives += fp
         self.false_negatives += P - tp

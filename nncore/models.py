@@ -428,9 +428,11 @@ class Sequential:
                 loss_total += float(np.dot(batch_loss[:nb], sizes))
                 seen += rows.size
                 logs = {"loss": loss_total / seen}
-                for m in metrics:
-                    m.update_state(Y[rows], preds, None if SW is None else SW[rows])
-                    logs[m.name] = m.result()
+                if metrics:
+                    yb, swb = Y[rows], (None if SW is None else SW[rows])
+                    for m in metrics:
+                        m.update_state(yb, preds, swb)
+                        logs[m.name] = m.result()
                 cb.on_train_chunk_end(s0 + nb, logs)  # nncore hook: cheap chunk-level look at the logs
                 if per_batch:
                     cb.on_train_batch_end(s0, dict(logs))

@@ -243,3 +243,142 @@ def test_conv1d_torch_parity(rng):
     np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 1), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dk, kt.grad.numpy().transpose(2, 1, 0), rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+# ---- Winograd F(2x2, 3x3): 3x3, stride 1, undilated, >= 16 channels in and out ----
+
+WINO_CASES = [
+    # (N, H, W, C, F, padding, activation)
+    (2, 13, 13, 32, 64, "valid", "relu"),     # odd output: cropped tiles
+    (3, 7, 9, 16, 17, "same", None),          # F tail (17 = 16 + 1), no bias below
+    (2, 6, 5, 33, 20, "valid", "relu6"),      # C tail, tiny output (4 x 3)
+    (1, 4, 4, 16, 16, "same", "leaky_relu"),  # one tile row pair, padding on all sides
+    (2, 3, 3, 18, 16, "same", None),          # output 3x3: one full and one cropped tile
+]
+
+
+@pytest.mark.parametrize("case", WINO_CASES)
+def test_conv2d_winograd_vs_reference(isa, rng, case):
+    N, H, W, C, F, pad, act = case
+    x, k, b = _data(rng, N, H, W, C, 3, 3, F)
+    if act is None:
+        b = None
+    assert K.conv_winograd()
+    y, ctx = nn.ops.conv2d(x, k, b, padding=pad, activation=act, return_context=True)
+    yr = ref.conv2d(x, k, b, (1, 1), pad, act=act)
+    np.testing.assert_allclose(y, yr, rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = nn.ops.conv2d_backward(ctx, dy)
+    z = ref.conv2d(x, k, b, (1, 1), pad)
+    deriv = {"relu": (z > 0) * 1.0, "relu6": ((z > 0) & (z < 6)) * 1.0,
+             "leaky_relu": np.where(z > 0, 1.0, 0.2), None: np.ones_like(z)}[act]
+    dxr, dkr, dbr = ref.conv2d_grads(x, k, dy * deriv, (1, 1), pad)
+    np.testing.assert_allclose(dx, dxr, rtol=1e-4, atol=2e-4)
+    np.testing.assert_allclose(dk, dkr, rtol=1e-4, atol=2e-4)
+    if b is not None:
+        np.testing.assert_allclose(db, dbr, rtol=1e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("case", WINO_CASES[:3])
+def test_conv2d_winograd_is_used_and_matches_im2col(isa, rng, case):
+    """The Winograd path really runs (its rounding differs from im2col + GEMM) and agrees."""
+    N, H, W, C, F, pad, act = case
+    x, k, b = _data(rng, N, H, W, C, 3, 3, F)
+    dy = rng.standard_normal(nn.ops.conv2d(x, k, padding=pad).shape).astype(np.float32)
+
+    def run():
+        y, ctx = nn.ops.conv2d(x, k, b, padding=pad, activation=act, return_context=True)
+        return (y,) + nn.ops.conv2d_backward(ctx, dy)
+
+    on = run()
+    old = K.conv_winograd(False)
+    try:
+        off = run()
+    finally:
+        K.conv_winograd(old)
+    for a, c in zip(on[:3], off[:3]):  # y, dx, dkernel all take the Winograd path
+        assert not np.array_equal(a, c)
+    for a, c in zip(on, off):
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", [
+    (6, 30, 30, 32, 48, "valid"),   # many chunks: threads take whole chunks
+    (1, 6, 7, 16, 40, "same"),      # one chunk: the GEMMs split columns
+])
+def test_conv2d_winograd_threads_bitwise(isa, force_threads, rng, case):
+    N, H, W, C, F, pad = case
+    x, k, b = _data(rng, N, H, W, C, 3, 3, F)
+    dy = rng.standard_normal(nn.ops.conv2d(x, k, padding=pad).shape).astype(np.float32)
+
+    def run():
+        y, ctx = nn.ops.conv2d(x, k, b, padding=pad, activation="relu", return_context=True)
+        return (y,) + nn.ops.conv2d_backward(ctx, dy)
+
+    r1, r2 = run_threads(run, 1), run_threads(run, 2)
+    for a, c in zip(r1, r2):
+        np.testing.assert_array_equal(a, c)
+
+
+# ---- direct weight gradient for C <= 4, F % 16 == 0 (AVX-512) ----
+
+SMALLC_CASES = [
+    # (N, H, W, C, KH, KW, F, strides, padding, dilation)
+    (2, 9, 8, 1, 3, 3, 32, (1, 1), "valid", (1, 1)),
+    (2, 7, 9, 3, 3, 3, 16, (1, 1), "same", (1, 1)),    # 27 columns: 3 groups, the last partial
+    (1, 10, 9, 2, 5, 3, 48, (2, 3), "same", (1, 2)),   # strides, dilation, border windows
+    (3, 6, 6, 4, 2, 2, 32, (1, 1), "valid", (1, 1)),
+]
+
+
+@pytest.mark.parametrize("case", SMALLC_CASES)
+def test_conv2d_small_channels_dw(isa, rng, case):
+    N, H, W, C, KH, KW, F, s, pad, d = case
+    x, k, b = _data(rng, N, H, W, C, KH, KW, F)
+    y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, dilation_rate=d, return_context=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = nn.ops.conv2d_backward(ctx, dy)
+    dxr, dkr, dbr = ref.conv2d_grads(x, k, dy, s, pad, d)
+    np.testing.assert_allclose(dk, dkr, rtol=1e-4, atol=2e-4)
+    np.testing.assert_allclose(dx, dxr, rtol=1e-4, atol=1e-4)
+    old = K.conv_winograd(False)  # the im2col + GEMM path
+    try:
+        dk_off = nn.ops.conv2d_backward(ctx, dy)[1]
+    finally:
+        K.conv_winograd(old)
+    np.testing.assert_allclose(dk, dk_off, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_small_channels_dw_is_used(rng):
+    """Over > 256 pixels the GEMM sums in KC blocks, the direct kernel in one chain: the bits
+    differ exactly when the direct kernel ran (AVX-512)."""
+    if not K.isa_supported("avx512"):
+        pytest.skip("no AVX-512")
+    old_isa = K.isa_name()
+    K.set_isa("avx512")
+    try:
+        x, k, b = _data(rng, 4, 20, 20, 3, 3, 3, 32)
+        y, ctx = nn.ops.conv2d(x, k, b, return_context=True)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dk_on = nn.ops.conv2d_backward(ctx, dy)[1]
+        old = K.conv_winograd(False)
+        try:
+            dk_off = nn.ops.conv2d_backward(ctx, dy)[1]
+        finally:
+            K.conv_winograd(old)
+    finally:
+        K.set_isa(old_isa)
+    np.testing.assert_allclose(dk_on, dk_off, rtol=1e-4, atol=1e-4)
+    assert not np.array_equal(dk_on, dk_off)
+
+
+@pytest.mark.parametrize("case", SMALLC_CASES[:3])
+def test_conv2d_small_channels_dw_threads_bitwise(isa, force_threads, rng, case):
+    N, H, W, C, KH, KW, F, s, pad, d = case
+    x, k, b = _data(rng, N, H, W, C, KH, KW, F)
+    y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, dilation_rate=d, return_context=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    r1 = run_threads(lambda: nn.ops.conv2d_backward(ctx, dy), 1)
+    r2 = run_threads(lambda: nn.ops.conv2d_backward(ctx, dy), 2)
+    for a, c in zip(r1, r2):
+        np.testing.assert_array_equal(a, c)

@@ -157,3 +157,10 @@ def test_bad_optimizer_hyperparameters():
         nn.optimizers.SGD(momentum=2)
     with pytest.raises(TypeError, match="unexpected"):
         nn.optimizers.SGD(bogus=1)
+
+
+def test_ops_reject_non_integer_geometry():
+    x = np.zeros((1, 4, 4, 2), np.float32)
+    for bad in (np.array([np.inf, 2.0]), (1.5, 2), (True, 2), "2"):
+        with pytest.raises(ValueError, match="pool_size"):
+            nn.ops.max_pool2d(x, bad)

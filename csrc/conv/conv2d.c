@@ -12,8 +12,11 @@
  * W' (packed once per weight change); stride > 1 is dcol = dz * W^T then col2im, threads over
  * whole images so writes never collide.
  * Backward weights: dW = sum over chunks of col(x)^T dz, chunks in order, the GEMM splitting
- * dW's rows or columns (never the pixel sum). */
-#include "../common/internal.h"
+ * dW's rows or columns (never the pixel sum).
+ * Special paths: 3x3 stride-1 undilated convs with >= 16 channels in and out run Winograd
+ * F(2x2, 3x3) for all three passes (winograd.c); C <= 4 takes a direct dW kernel under AVX-512
+ * (smallc.c). nnc_conv2d_set_winograd(0) switches both off (tests compare the paths). */
+#include "conv_internal.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -34,7 +37,15 @@ struct nnc_conv2d {
     int bwd_dirty;
     float *scratch;
     size_t scratch_n;     /* floats */
+    nnc_wino *wino;       /* Winograd forward (winograd.c), NULL where it does not apply */
+    nnc_wino *winob;      /* Winograd backward data (forward conv gb of dz) */
 };
+
+/* Winograd and the small-C direct dW on/off for the whole process (tests compare them
+ * with the im2col path). */
+static volatile int g_wino_on = 1;
+void nnc_conv2d_set_winograd(int on) { g_wino_on = on != 0; }
+int nnc_conv2d_get_winograd(void) { return g_wino_on; }
 
 static int64_t chunk_rows(int64_t k, int64_t bytes) {
     /* Rows whose k-float rows fit in `bytes`, a multiple of 24 (any GEMM MR of 4/6/8/12). */
@@ -78,6 +89,15 @@ nnc_conv2d *nnc_conv2d_new(const nnc_conv2d_geom *g) {
     } else {
         c->wbp = nnc_packed_new(g->F, c->Kc);
     }
+    if (nnc_wino_applies(g) && !(c->wino = nnc_wino_new(g->C, g->F))) {
+        nnc_conv2d_free(c);
+        return NULL;
+    }
+    if (c->stride1 && !c->pointwise && nnc_wino_applies(&c->gb) &&
+        !(c->winob = nnc_wino_new(g->F, g->C))) {
+        nnc_conv2d_free(c);
+        return NULL;
+    }
     if (!c->wp || !c->wbp || (c->stride1 && !c->wflip)) {
         nnc_conv2d_free(c);
         return NULL;
@@ -92,6 +112,8 @@ void nnc_conv2d_free(nnc_conv2d *c) {
     nnc_packed_free(c->wbp);
     nnc_free(c->wflip);
     nnc_free(c->scratch);
+    nnc_wino_free(c->wino);
+    nnc_wino_free(c->winob);
     nnc_free(c);
 }
 
@@ -115,6 +137,9 @@ static size_t scratch_need(const nnc_conv2d *c, int T) {
     if (b > m) m = b;
     if (d > m) m = d;
     if (e > m) m = e;
+    if (c->wino && (size_t)T * nnc_wino_scratch(g) > m) m = (size_t)T * nnc_wino_scratch(g);
+    if (c->winob && (size_t)T * nnc_wino_scratch(&c->gb) > m)
+        m = (size_t)T * nnc_wino_scratch(&c->gb);
     return m;
 }
 
@@ -127,7 +152,9 @@ int nnc_conv2d_reserve(nnc_conv2d *c, int64_t batch) {
 int nnc_conv2d_set_weights(nnc_conv2d *c, const float *w) {
     c->w = w;
     c->bwd_dirty = 1;
-    return nnc_pack_b(c->wp, w, c->g.F, 0);
+    int st = nnc_pack_b(c->wp, w, c->g.F, 0);
+    if (!st && c->wino) st = nnc_wino_set_weights(c->wino, w);
+    return st;
 }
 
 static int pack_backward(nnc_conv2d *c) {
@@ -145,6 +172,7 @@ static int pack_backward(nnc_conv2d *c) {
                     for (int64_t f = 0; f < F; f++) dst[f * C + ci] = src[ci * F + f];
             }
         st = nnc_pack_b(c->wbp, c->wflip, C, 0);
+        if (!st && c->winob) st = nnc_wino_set_weights(c->winob, c->wflip);
     } else {
         st = nnc_pack_b(c->wbp, c->w, g->F, 1); /* op(B) = W^T, [F x Kc] */
     }
@@ -244,6 +272,7 @@ int nnc_conv2d_forward(nnc_conv2d *c, const float *x, int64_t N, const float *bi
                                 &ep, nthreads);
     int st = grow(c, scratch_need(c, threads_setting(nthreads)));
     if (st) return st;
+    if (c->wino && g_wino_on) return nnc_wino_forward(c->wino, g, x, N, &ep, y, c->scratch, nthreads);
     return conv_fwd_chunks(g, x, N, c->wp, &ep, y, c->rows_fwd, c->scratch, nthreads);
 }
 
@@ -300,6 +329,8 @@ int nnc_conv2d_backward_data(nnc_conv2d *c, const float *dz, int64_t N, float *d
         if (c->pointwise) /* dx = dz W^T */
             return nnc_sgemm_packed(0, N * g->H * g->W, g->C, g->F, 1.f, dz, g->F, c->wbp, 0.f, dx,
                                     g->C, NULL, nthreads);
+        if (c->winob && g_wino_on)
+            return nnc_wino_forward(c->winob, &c->gb, dz, N, NULL, dx, c->scratch, nthreads);
         return conv_fwd_chunks(&c->gb, dz, N, c->wbp, NULL, dx, c->rows_bwd, c->scratch, nthreads);
     }
     const int64_t in_img = g->H * g->W * g->C, out_img = g->OH * g->OW * g->F;
@@ -379,6 +410,10 @@ int nnc_conv2d_backward_weights(nnc_conv2d *c, const float *x, const float *dz, 
         return nnc_sgemm(1, 0, Kc, F, P, 1.f, x, Kc, dz, F, 0.f, dw, F, NULL, nthreads);
     int st = grow(c, scratch_need(c, threads_setting(nthreads)));
     if (st) return st;
+    if (!c->pointwise && nnc_smallc_applies(g) && g_wino_on)
+        return nnc_smallc_backward_weights(g, x, dz, N, dw, nthreads);
+    if (c->wino && g_wino_on)
+        return nnc_wino_backward_weights(c->wino, g, x, dz, N, dw, c->scratch, nthreads);
     /* One region, no barriers: threads own 16-aligned column blocks of dW and each walks all
      * chunks in order, building its own im2col (duplicated, ~20% of the GEMM time, but no
      * cooperative build and no sync). Every dW element sums the same chunks in the same order
@@ -411,7 +446,7 @@ static inline __attribute__((always_inline)) void act_bwd_cols(int act, float al
                                                                const float *y, float *dy,
                                                                int64_t rows, int64_t cols,
                                                                int64_t j0, int64_t j1, float *db) {
-    float acc[16] = {0};
+    float acc[256] = {0}; /* j1 - j0 <= 256 */
     for (int64_t i = 0; i < rows; i++) {
         const float *yr = y + i * cols;
         float *dr = dy + i * cols;
@@ -463,6 +498,30 @@ int nnc_conv_act_backward(int act, float alpha, const float *y, float *dy, int64
     if (nnc_isa() == NNC_ISA_AVX2) fn = act_bwd_avx2;
     else if (nnc_isa() == NNC_ISA_AVX512) fn = act_bwd_avx512;
 #endif
+    /* Fixed 512-row chunks, each writing its own column sums, added in chunk order: threads
+     * take whole chunks (streaming rows, both threads busy even with 16-32 columns) and the sums
+     * do not depend on the thread count. Too many partial sums for the stack: column split. */
+    enum { ACT_CHUNK = 512, ACT_PART = 8192 };
+    const int64_t nch = (rows + ACT_CHUNK - 1) / ACT_CHUNK;
+    if (cols <= 256 && nch * cols <= ACT_PART) {
+        float part[ACT_PART];
+        int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * rows * cols, nch);
+        if (T > nch) T = (int)nch;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
+#endif
+        for (int64_t ch = 0; ch < nch; ch++) {
+            const int64_t r0 = ch * ACT_CHUNK, n = NNC_MIN(ACT_CHUNK, rows - r0);
+            fn(act, alpha, y + r0 * cols, dy + r0 * cols, n, cols, 0, cols,
+               db ? part + ch * cols : NULL);
+        }
+        if (db) {
+            for (int64_t j = 0; j < cols; j++) db[j] = 0.f;
+            for (int64_t ch = 0; ch < nch; ch++)
+                for (int64_t j = 0; j < cols; j++) db[j] += part[ch * cols + j];
+        }
+        return 0;
+    }
     const int64_t nb = (cols + 15) / 16;
     int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * rows * cols, nb);
     if (T > nb) T = (int)nb;
@@ -473,8 +532,10 @@ int nnc_conv_act_backward(int act, float alpha, const float *y, float *dy, int64
         for (int64_t b = 0; b < nb; b++)
             fn(act, alpha, y, dy, rows, cols, b * 16, NNC_MIN(cols, b * 16 + 16), db);
     } else {
-        for (int64_t b = 0; b < nb; b++)
-            fn(act, alpha, y, dy, rows, cols, b * 16, NNC_MIN(cols, b * 16 + 16), db);
+        /* one pass over the rows for up to 256 columns (each column sums the same rows in the
+         * same order as with the 16-column blocks of the threaded split) */
+        for (int64_t j0 = 0; j0 < cols; j0 += 256)
+            fn(act, alpha, y, dy, rows, cols, j0, NNC_MIN(cols, j0 + 256), db);
     }
     return 0;
 }

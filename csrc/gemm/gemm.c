@@ -188,11 +188,12 @@ static void gemm_drive(gemm_job *g, int pack, const float *B, int64_t ldb, int t
                        int nthreads) {
     const int64_t strips = (g->M + g->cfg->mr - 1) / g->cfg->mr;
     const int64_t panels = (g->N + g->cfg->nr - 1) / g->cfg->nr;
-    const int nr = g->cfg->nr;
-    int nt = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * g->M * g->N * g->K * g->cfg->par_scale,
-                                                       NNC_MAX(strips, panels));
+    const double flops = 2.0 * (double)g->M * (double)g->N * (double)g->K;
+    int nt = nthreads > 0 ? nthreads
+                          : nnc_threads_for(flops * g->cfg->par_scale, NNC_MAX(strips, panels));
     if (nthreads > 0 && nnc_forked_child()) nt = 1;
-    if (pack == 2) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, panels - 1, panels, pk);
+    if (pack == 2)
+        nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, panels - 1, panels, pk);
     if (nt <= 1) {
         if (pack == 1) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, 0, panels, pk);
         gemm_run(g, 0, strips, 0, panels);
@@ -201,19 +202,23 @@ static void gemm_drive(gemm_job *g, int pack, const float *B, int64_t ldb, int t
     const int by_rows = split_rows(strips, panels, nt);
     if (nt > (by_rows ? strips : panels)) nt = (int)(by_rows ? strips : panels);
 #ifdef _OPENMP
+    const int64_t nr = g->cfg->nr;
 #pragma omp parallel num_threads(nt)
     {
         const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
         if (by_rows) {
             if (pack == 1) {
                 const int64_t q0 = t * panels / T, q1 = (t + 1) * panels / T;
-                nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, q0, q1, pk + q0 * g->K * nr);
+                nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, q0, q1,
+                                      pk + q0 * g->K * nr);
 #pragma omp barrier
             }
             gemm_run(g, t * strips / T, (t + 1) * strips / T, 0, panels);
         } else {
             const int64_t q0 = t * panels / T, q1 = (t + 1) * panels / T;
-            if (pack == 1) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, q0, q1, pk + q0 * g->K * nr);
+            if (pack == 1)
+                nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, q0, q1,
+                                      pk + q0 * g->K * nr);
             gemm_run(g, 0, strips, q0, q1);
         }
     }

@@ -65,8 +65,8 @@ def _tuple(v, n, name, allow_zero=False):
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         v = (int(v),) * n
     try:
-        t = tuple(int(i) for i in v)
         ok = all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in v)
+        t = tuple(int(i) for i in v) if ok else ()
     except TypeError:
         raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {v!r}") from None
     if not ok or len(t) != n:

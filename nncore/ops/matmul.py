@@ -4,8 +4,6 @@ Computation is always float32 (the engine's fast path): float64, integer, non-co
 read-only inputs are converted with np.ascontiguousarray(x, dtype=np.float32) and the result is
 float32. For a float64 product use NumPy or nncore._kernels.dgemm.
 """
-import operator
-
 import numpy as np
 
 from .. import _kernels as K
@@ -32,6 +30,12 @@ def _as_f32(x, name):
     return x
 
 
+def _flag(x, name):
+    if isinstance(x, (bool, np.bool_, int, np.integer)):
+        return bool(x)
+    raise TypeError(f"{name} must be a bool, got {type(x).__name__}")
+
+
 def matmul(a, b, transpose_a=False, transpose_b=False, bias=None, activation=None, out=None):
     """act(op(a) @ op(b) + bias) in float32.
 
@@ -51,8 +55,8 @@ def matmul(a, b, transpose_a=False, transpose_b=False, bias=None, activation=Non
         raise ValueError(f"matmul expects a 2-D array for a, got {a.ndim}-D with shape {a.shape}")
     if b.ndim != 2:
         raise ValueError(f"matmul expects a 2-D array for b, got {b.ndim}-D with shape {b.shape}")
-    ta = bool(operator.index(transpose_a)) if not isinstance(transpose_a, bool) else transpose_a
-    tb = bool(operator.index(transpose_b)) if not isinstance(transpose_b, bool) else transpose_b
+    ta = _flag(transpose_a, "transpose_a")
+    tb = _flag(transpose_b, "transpose_b")
     M, Ka = (a.shape[1], a.shape[0]) if ta else a.shape
     Kb, N = (b.shape[1], b.shape[0]) if tb else b.shape
     if Ka != Kb:

@@ -45,8 +45,14 @@ int nnc_conv2d_backward_data(nnc_conv2d *c, const float *dz, int64_t N, float *d
 int nnc_conv2d_backward_weights(nnc_conv2d *c, const float *x, const float *dz, int64_t N,
                                 float *dw, float *db, int nthreads);
 
+/* 3x3, stride 1, undilated convs with >= 16 channels in and out run Winograd F(2x2, 3x3)
+ * (forward and backward data) unless switched off here (process-wide; for tests). */
+void nnc_conv2d_set_winograd(int on);
+int nnc_conv2d_get_winograd(void);
+
 /* In place dy <- dy * f'(y) for act in {LINEAR, RELU, LEAKY_RELU, RELU6} (from the output y),
- * and db[j] = sum_i dy[i, j] if db != NULL (overwritten, row order for any thread count).
+ * and db[j] = sum_i dy[i, j] if db != NULL (overwritten; summed in fixed 512-row chunks, the
+ * same for any thread count).
  * Returns NNC_E_ARG for other activations. */
 int nnc_conv_act_backward(int act, float alpha, const float *y, float *dy, int64_t rows,
                           int64_t cols, float *db, int nthreads);

@@ -1,0 +1,34 @@
+/* Internals shared by the Conv2D plan (conv2d.c) and its Winograd path (winograd.c). */
+#ifndef NNCORE_CONV_INTERNAL_H
+#define NNCORE_CONV_INTERNAL_H
+#include "../common/internal.h"
+
+/* Winograd F(2x2, 3x3) weights: U[xi] = G g G^T for the 16 positions xi, each a packed
+ * C x F GEMM operand. */
+typedef struct nnc_wino nnc_wino;
+
+/* Whether a geometry takes the Winograd path: 3x3, stride 1, no dilation, and enough channels
+ * on both sides that the 16 C x F GEMMs dominate the transforms. */
+int nnc_wino_applies(const nnc_conv2d_geom *g);
+nnc_wino *nnc_wino_new(int64_t C, int64_t F);
+void nnc_wino_free(nnc_wino *w);
+/* k: HWIO 3 x 3 x C x F. */
+int nnc_wino_set_weights(nnc_wino *w, const float *k);
+/* Floats of scratch one thread needs. */
+size_t nnc_wino_scratch(const nnc_conv2d_geom *g);
+/* y = act(conv(x, k) + bias) for geometry g (nnc_wino_applies(g)); scratch holds
+ * nnc_get_num_threads() (or nthreads) per-thread blocks of nnc_wino_scratch(g) floats. */
+int nnc_wino_forward(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x, int64_t N,
+                     const nnc_epilogue *ep, float *y, float *scratch, int nthreads);
+/* dw [3 x 3 x C x F] (overwritten) = the kernel gradient for dz (the pre-activation output
+ * gradient); same scratch as nnc_wino_forward. */
+int nnc_wino_backward_weights(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x,
+                              const float *dz, int64_t N, float *dw, float *scratch,
+                              int nthreads);
+
+/* Direct weight gradient for C <= 4 and F % 16 == 0 under AVX-512 (smallc.c); the ISA in
+ * use is checked at each call. */
+int nnc_smallc_applies(const nnc_conv2d_geom *g);
+int nnc_smallc_backward_weights(const nnc_conv2d_geom *g, const float *x, const float *dz,
+                                int64_t N, float *dw, int nthreads);
+#endif
