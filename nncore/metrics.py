@@ -205,8 +205,10 @@ class _Confusion(Metric):
         if self._even:
             # Keras's bucket formula for evenly spaced thresholds (float32, as Keras computes it).
             T = self.thresholds.size
-            b = np.ceil(p.astype(np.float32) * np.float32(T - 1))
-            return np.clip(b, 1, T).astype(np.intp)
+            b = np.multiply(p, np.float32(T - 1), dtype=np.float32)
+            np.ceil(b, out=b)
+            np.clip(b, 1, T, out=b)
+            return b.astype(np.intp)
         if self._sorted.size == 1:
             return (p > self._sorted[0]).view(np.int8).astype(np.intp)
         return np.searchsorted(self._sorted, p, side="left")
@@ -216,6 +218,15 @@ class _Confusion(Metric):
         if p.size == 0:
             return
         k = self.thresholds.size
+        if k == 1 and w is None:  # one threshold, unweighted (Precision/Recall): plain counts
+            pred = p > self.thresholds[0]
+            tp = np.count_nonzero(pred & t)
+            n_pos, n_pred = np.count_nonzero(t), np.count_nonzero(pred)
+            self.true_positives += tp
+            self.false_positives += n_pred - tp
+            self.false_negatives += n_pos - tp
+            self.true_negatives += t.size - n_pos - n_pred + tp
+            return
         above = self._above(p)  # p > sorted[j] for j < above
         # one histogram over (label, bucket): negatives in [0, k], positives in [k+1, 2k+1]
         counts = np.bincount(above + (k + 1) * t, weights=w, minlength=2 * (k + 1))
