@@ -328,6 +328,7 @@ SMALLC_CASES = [
     (2, 7, 9, 3, 3, 3, 16, (1, 1), "same", (1, 1)),    # 27 columns: 3 groups, the last partial
     (1, 10, 9, 2, 5, 3, 48, (2, 3), "same", (1, 2)),   # strides, dilation, border windows
     (3, 6, 6, 4, 2, 2, 32, (1, 1), "valid", (1, 1)),
+    (5, 8, 7, 3, 3, 3, 32, (1, 1), "valid", (1, 1)),   # 4 image slices of 1-2 images
 ]
 
 
@@ -372,7 +373,7 @@ def test_conv2d_small_channels_dw_is_used(rng):
     assert not np.array_equal(dk_on, dk_off)
 
 
-@pytest.mark.parametrize("case", SMALLC_CASES[:3])
+@pytest.mark.parametrize("case", SMALLC_CASES[:3] + SMALLC_CASES[4:])
 def test_conv2d_small_channels_dw_threads_bitwise(isa, force_threads, rng, case):
     N, H, W, C, KH, KW, F, s, pad, d = case
     x, k, b = _data(rng, N, H, W, C, KH, KW, F)

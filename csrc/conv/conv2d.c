@@ -137,6 +137,7 @@ static size_t scratch_need(const nnc_conv2d *c, int T) {
     if (b > m) m = b;
     if (d > m) m = d;
     if (e > m) m = e;
+    if (g->C <= 4 && (size_t)3 * c->Kc * g->F > m) m = (size_t)3 * c->Kc * g->F; /* smallc */
     if (c->wino && (size_t)T * nnc_wino_scratch(g) > m) m = (size_t)T * nnc_wino_scratch(g);
     if (c->winob && (size_t)T * nnc_wino_scratch(&c->gb) > m)
         m = (size_t)T * nnc_wino_scratch(&c->gb);
@@ -411,7 +412,7 @@ int nnc_conv2d_backward_weights(nnc_conv2d *c, const float *x, const float *dz, 
     int st = grow(c, scratch_need(c, threads_setting(nthreads)));
     if (st) return st;
     if (!c->pointwise && nnc_smallc_applies(g) && g_wino_on)
-        return nnc_smallc_backward_weights(g, x, dz, N, dw, nthreads);
+        return nnc_smallc_backward_weights(g, x, dz, N, dw, c->scratch, nthreads);
     if (c->wino && g_wino_on)
         return nnc_wino_backward_weights(c->wino, g, x, dz, N, dw, c->scratch, nthreads);
     /* One region, no barriers: threads own 16-aligned column blocks of dW and each walks all
