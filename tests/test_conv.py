@@ -106,11 +106,13 @@ def test_conv2d_finite_differences(rng, s, pad, d):
     (2, 9, 9, 8, 3, 3, 16, (1, 1), "same", (1, 1)),      # one chunk: GEMM splits
     (5, 12, 13, 6, 3, 3, 20, (2, 2), "same", (1, 1)),    # strided: col2im over images
     (3, 10, 10, 16, 1, 1, 40, (1, 1), "valid", (1, 1)),  # pointwise
+    (1, 11, 10, 5, 3, 3, 24, (2, 1), "valid", (1, 2)),   # one dW slice: threads split its columns
 ])
 def test_conv2d_threads_bitwise(isa, force_threads, rng, case):
     N, H, W, C, KH, KW, F, s, pad, d = case
     x, k, b = _data(rng, N, H, W, C, KH, KW, F)
-    dy = rng.standard_normal(nn.ops.conv2d(x, k, strides=s, padding=pad).shape).astype(np.float32)
+    dy = rng.standard_normal(nn.ops.conv2d(x, k, strides=s, padding=pad,
+                                           dilation_rate=d).shape).astype(np.float32)
 
     def run():
         y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, dilation_rate=d,

@@ -127,12 +127,18 @@ static int grow(nnc_conv2d *c, size_t n) {
     return 0;
 }
 
+/* dW splits its pixel sum into at most this many image slices (a function of N only). */
+#define DW_SLICES 2
+
+/* Floats of per-thread im2col blocks for dW; the slice partials follow them. */
+static size_t scratch_cols_dw(const nnc_conv2d *c, int T) { return (size_t)T * c->rows_dw * c->Kc; }
+
 static size_t scratch_need(const nnc_conv2d *c, int T) {
     const nnc_conv2d_geom *g = &c->g;
     size_t a = (size_t)T * c->rows_fwd * c->Kc;
     size_t b = (size_t)T * c->rows_bwd * g->KH * g->KW * g->F;
     size_t d = (size_t)T * c->rows_col2im * c->Kc;
-    size_t e = (size_t)T * c->rows_dw * c->Kc;
+    size_t e = scratch_cols_dw(c, T) + (size_t)(DW_SLICES - 1) * c->Kc * g->F;
     size_t m = a;
     if (b > m) m = b;
     if (d > m) m = d;
@@ -285,9 +291,18 @@ static void col2im_rows_add(const nnc_conv2d_geom *g, const float *dcol, int64_t
     for (int64_t i = 0; i < rows; i++) {
         const float *src = dcol + i * Kc;
         const int64_t ih0 = oh * g->sh - g->pt, iw0 = ow * g->sw - g->pl;
+        /* undilated window inside the row: each kh adds one contiguous run of KW*C floats
+         * (with few channels the per-tap loops cost more than the adds) */
+        const int full_w = g->dw == 1 && iw0 >= 0 && iw0 + KW <= W;
         for (int64_t kh = 0; kh < KH; kh++) {
             const int64_t ih = ih0 + kh * g->dh;
             if (ih < 0 || ih >= H) continue;
+            if (full_w) {
+                float *d = dxn + (ih * W + iw0) * C;
+                const float *s = src + kh * KW * C;
+                for (int64_t j = 0; j < KW * C; j++) d[j] += s[j];
+                continue;
+            }
             for (int64_t kw = 0; kw < KW; kw++) {
                 const int64_t iw = iw0 + kw * g->dw;
                 if (iw < 0 || iw >= W) continue;
@@ -415,30 +430,54 @@ int nnc_conv2d_backward_weights(nnc_conv2d *c, const float *x, const float *dz, 
         return nnc_smallc_backward_weights(g, x, dz, N, dw, c->scratch, nthreads);
     if (c->wino && g_wino_on)
         return nnc_wino_backward_weights(c->wino, g, x, dz, N, dw, c->scratch, nthreads);
-    /* One region, no barriers: threads own 16-aligned column blocks of dW and each walks all
-     * chunks in order, building its own im2col (duplicated, ~20% of the GEMM time, but no
-     * cooperative build and no sync). Every dW element sums the same chunks in the same order
-     * whatever the thread count. */
-    const int64_t nb = (F + 15) / 16;
-    int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * P * Kc * F, nb);
-    if (T > nb) T = (int)nb;
-    if (T > 1) {
-        int status = 0;
+    /* The pixel sum is cut into S = min(N, 2) image slices, fixed by the batch alone: slice 0
+     * sums into dw, slice 1 into a partial in scratch, added last. One region: with T <= S
+     * threads each takes whole slices (its own im2col, no duplicated work); with T > S the
+     * threads of a slice own 16-aligned column blocks of it (each building the slice's im2col).
+     * Every dW element sums the same chunks in the same order whatever the thread count. */
+    const int64_t S = NNC_MIN(N, DW_SLICES), nb = (F + 15) / 16;
+    const int64_t OHW = g->OH * g->OW;
+    float *part = c->scratch + scratch_cols_dw(c, threads_setting(nthreads));
+    int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * P * Kc * F, S * nb);
+    if (T > S * nb) T = (int)(S * nb);
+    int status = 0;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(T)
-        {
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            int64_t f0 = nb * t / nt * 16, f1 = NNC_MIN(F, nb * (t + 1) / nt * 16);
-            int s = dw_columns(c, x, dz, P, f0, f1, dw, c->scratch + (size_t)t * c->rows_dw * Kc);
-            if (s) {
+#pragma omp parallel num_threads(T) if (T > 1)
+#endif
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int t = 0, nt = 1;
+#endif
+        float *col = c->scratch + (size_t)t * c->rows_dw * Kc;
+        for (int64_t sl = nt > S ? t % S : t; sl < S; sl += nt > S ? S : nt) {
+            int64_t f0 = 0, f1 = F;
+            if (nt > S) { /* threads t, t + S, ... share this slice's columns */
+                const int64_t ns = (nt - sl + S - 1) / S, jt = t / S;
+                f0 = nb * jt / ns * 16;
+                f1 = NNC_MIN(F, nb * (jt + 1) / ns * 16);
+            }
+            const int64_t n0 = N * sl / S, n1 = N * (sl + 1) / S;
+            int st = dw_columns(c, x + n0 * g->H * g->W * g->C, dz + n0 * OHW * F,
+                                (n1 - n0) * OHW, f0, f1, sl ? part + (sl - 1) * Kc * F : dw, col);
+            if (st) {
+#ifdef _OPENMP
 #pragma omp atomic write
-                status = s;
+#endif
+                status = st;
             }
         }
+        if (S > 1) {
+#ifdef _OPENMP
+#pragma omp barrier
+#pragma omp for schedule(static)
 #endif
-        return status;
+            for (int64_t i = 0; i < Kc * F; i++)
+                for (int64_t sl = 1; sl < S; sl++) dw[i] += part[(sl - 1) * Kc * F + i];
+        }
     }
-    return dw_columns(c, x, dz, P, 0, F, dw, c->scratch);
+    return status;
 }
 
 /* ---- activation backward fused with the bias gradient ---- */
