@@ -10,9 +10,10 @@
  * thread count, so results are bitwise identical for any thread count.
  * Backward data: stride 1 is the forward conv of dz with the flipped, channel-transposed kernel
  * W' (packed once per weight change); stride > 1 is dcol = dz * W^T then col2im, threads over
- * whole images so writes never collide.
- * Backward weights: dW = sum over chunks of col(x)^T dz, chunks in order, the GEMM splitting
- * dW's rows or columns (never the pixel sum).
+ * whole images so writes never collide; col2im adds one KW*C run per kernel row where it can.
+ * Backward weights: dW = sum over chunks of col(x)^T dz, chunks in order within each of
+ * min(N, 2) image slices fixed by the batch (partials added in slice order); threads take whole
+ * slices, or split a slice's dW columns -- never a sum in a thread-count-dependent way.
  * Special paths: 3x3 stride-1 undilated convs with >= 16 channels in and out run Winograd
  * F(2x2, 3x3) for all three passes (winograd.c); C <= 4 takes a direct dW kernel under AVX-512
  * (smallc.c). nnc_conv2d_set_winograd(0) switches both off (tests compare the paths). */
@@ -284,8 +285,9 @@ int nnc_conv2d_forward(nnc_conv2d *c, const float *x, int64_t N, const float *bi
 }
 
 /* dx[pixel window] += dcol rows (the adjoint of im2col_rows), rows within one image. */
-static void col2im_rows_add(const nnc_conv2d_geom *g, const float *dcol, int64_t r0, int64_t rows,
-                            float *dxn) {
+static inline __attribute__((always_inline)) void col2im_body(const nnc_conv2d_geom *g,
+                                                             const float *dcol, int64_t r0,
+                                                             int64_t rows, float *dxn) {
     const int64_t H = g->H, W = g->W, C = g->C, KH = g->KH, KW = g->KW, Kc = KH * KW * C;
     int64_t oh = r0 / g->OW, ow = r0 % g->OW;
     for (int64_t i = 0; i < rows; i++) {
@@ -316,6 +318,31 @@ static void col2im_rows_add(const nnc_conv2d_geom *g, const float *dcol, int64_t
             oh++;
         }
     }
+}
+
+/* The adds vectorise to the ISA in use (run-time dispatch). */
+static void col2im_generic(const nnc_conv2d_geom *g, const float *dcol, int64_t r0, int64_t rows,
+                           float *dxn) {
+    col2im_body(g, dcol, r0, rows, dxn);
+}
+#if NNC_X86
+NNC_TARGET_AVX2 static void col2im_avx2(const nnc_conv2d_geom *g, const float *dcol, int64_t r0,
+                                        int64_t rows, float *dxn) {
+    col2im_body(g, dcol, r0, rows, dxn);
+}
+NNC_TARGET_AVX512 static void col2im_avx512(const nnc_conv2d_geom *g, const float *dcol,
+                                            int64_t r0, int64_t rows, float *dxn) {
+    col2im_body(g, dcol, r0, rows, dxn);
+}
+#endif
+
+static void col2im_rows_add(const nnc_conv2d_geom *g, const float *dcol, int64_t r0, int64_t rows,
+                            float *dxn) {
+#if NNC_X86
+    if (nnc_isa() == NNC_ISA_AVX512) return col2im_avx512(g, dcol, r0, rows, dxn);
+    if (nnc_isa() == NNC_ISA_AVX2) return col2im_avx2(g, dcol, r0, rows, dxn);
+#endif
+    col2im_generic(g, dcol, r0, rows, dxn);
 }
 
 /* One image of the strided backward-data path. */
