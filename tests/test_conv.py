@@ -331,6 +331,7 @@ SMALLC_CASES = [
     (1, 10, 9, 2, 5, 3, 48, (2, 3), "same", (1, 2)),   # strides, dilation, border windows
     (3, 6, 6, 4, 2, 2, 32, (1, 1), "valid", (1, 1)),
     (5, 8, 7, 3, 3, 3, 32, (1, 1), "valid", (1, 1)),   # 4 image slices of 1-2 images
+    (3, 9, 11, 1, 3, 2, 16, (2, 1), "same", (2, 1)),   # one channel: tap-major dx, borders
 ]
 
 

@@ -320,19 +320,51 @@ static inline __attribute__((always_inline)) void col2im_body(const nnc_conv2d_g
     }
 }
 
+/* One channel: dcolT [Kc x OH*OW] for one image (tap-major), so each tap adds whole output
+ * rows: a run of OW floats spaced sw*C apart in dx (contiguous for stride 1) instead of per-pixel
+ * runs of KW*C (3 floats for a 3x3 kernel). Halves dx for 28x28x1; with C = 3 the strided adds
+ * lost to the per-pixel runs, so only C = 1 takes it. */
+static inline __attribute__((always_inline)) void col2im_t_body(const nnc_conv2d_geom *g,
+                                                               const float *dT, float *dxn) {
+    const int64_t H = g->H, W = g->W, C = g->C, KW = g->KW, OH = g->OH, OW = g->OW;
+    const int64_t Kc = g->KH * KW * C, OHW = OH * OW, sw = g->sw;
+    for (int64_t k = 0; k < Kc; k++) {
+        const int64_t kh = k / (KW * C), kw = (k / C) % KW, ci = k % C;
+        const int64_t offw = kw * g->dw - g->pl;
+        /* output columns whose input column is inside the row */
+        int64_t lo = 0, hi = OW;
+        while (lo < OW && lo * sw + offw < 0) lo++;
+        while (hi > lo && (hi - 1) * sw + offw >= W) hi--;
+        const float *src = dT + k * OHW;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            const int64_t ih = oh * g->sh - g->pt + kh * g->dh;
+            if (ih < 0 || ih >= H) continue;
+            float *d = dxn + (ih * W + offw) * C + ci;
+            const float *sr = src + oh * OW;
+            if (sw * C == 1)
+                for (int64_t ow = lo; ow < hi; ow++) d[ow] += sr[ow];
+            else
+                for (int64_t ow = lo; ow < hi; ow++) d[ow * sw * C] += sr[ow];
+        }
+    }
+}
+
 /* The adds vectorise to the ISA in use (run-time dispatch). */
 static void col2im_generic(const nnc_conv2d_geom *g, const float *dcol, int64_t r0, int64_t rows,
                            float *dxn) {
-    col2im_body(g, dcol, r0, rows, dxn);
+    if (rows < 0) col2im_t_body(g, dcol, dxn);
+    else col2im_body(g, dcol, r0, rows, dxn);
 }
 #if NNC_X86
 NNC_TARGET_AVX2 static void col2im_avx2(const nnc_conv2d_geom *g, const float *dcol, int64_t r0,
                                         int64_t rows, float *dxn) {
-    col2im_body(g, dcol, r0, rows, dxn);
+    if (rows < 0) col2im_t_body(g, dcol, dxn);
+    else col2im_body(g, dcol, r0, rows, dxn);
 }
 NNC_TARGET_AVX512 static void col2im_avx512(const nnc_conv2d_geom *g, const float *dcol,
                                             int64_t r0, int64_t rows, float *dxn) {
-    col2im_body(g, dcol, r0, rows, dxn);
+    if (rows < 0) col2im_t_body(g, dcol, dxn);
+    else col2im_body(g, dcol, r0, rows, dxn);
 }
 #endif
 
@@ -351,6 +383,13 @@ static int bwd_data_image(const nnc_conv2d *c, const float *dzn, float *dxn, flo
     const nnc_conv2d_geom *g = &c->g;
     const int64_t OHW = g->OH * g->OW, R = c->rows_col2im, Kc = c->Kc;
     memset(dxn, 0, (size_t)(g->H * g->W * g->C) * sizeof(float));
+    if (g->C == 1 && OHW <= R) { /* dcolT = W dz^T, one image, then tap-major col2im */
+        int st = nnc_sgemm(0, 1, Kc, OHW, g->F, 1.f, c->w, g->F, dzn, g->F, 0.f, dcol, OHW, NULL,
+                           gemm_threads);
+        if (st) return st;
+        col2im_rows_add(g, dcol, 0, -1, dxn);
+        return 0;
+    }
     for (int64_t r0 = 0; r0 < OHW; r0 += R) {
         const int64_t rows = NNC_MIN(R, OHW - r0);
         int st = nnc_sgemm_packed(0, rows, Kc, g->F, 1.f, dzn + r0 * g->F, g->F, c->wbp, 0.f, dcol,
