@@ -10,7 +10,8 @@
  * thread count, so results are bitwise identical for any thread count.
  * Backward data: stride 1 is the forward conv of dz with the flipped, channel-transposed kernel
  * W' (packed once per weight change); stride > 1 is dcol = dz * W^T then col2im, threads over
- * whole images so writes never collide; col2im adds one KW*C run per kernel row where it can.
+ * whole images so writes never collide; col2im adds one KW*C run per kernel row where it can
+ * (one input channel: dcolT = W dz^T per image, added a whole output row per tap).
  * Backward weights: dW = sum over chunks of col(x)^T dz, chunks in order within each of
  * min(N, 2) image slices fixed by the batch (partials added in slice order); threads take whole
  * slices, or split a slice's dW columns -- never a sum in a thread-count-dependent way.
