@@ -106,11 +106,13 @@ def test_conv2d_finite_differences(rng, s, pad, d):
     (2, 9, 9, 8, 3, 3, 16, (1, 1), "same", (1, 1)),      # one chunk: GEMM splits
     (5, 12, 13, 6, 3, 3, 20, (2, 2), "same", (1, 1)),    # strided: col2im over images
     (3, 10, 10, 16, 1, 1, 40, (1, 1), "valid", (1, 1)),  # pointwise
+    (1, 11, 10, 5, 3, 3, 24, (2, 1), "valid", (1, 2)),   # one dW slice: threads split its columns
 ])
 def test_conv2d_threads_bitwise(isa, force_threads, rng, case):
     N, H, W, C, KH, KW, F, s, pad, d = case
     x, k, b = _data(rng, N, H, W, C, KH, KW, F)
-    dy = rng.standard_normal(nn.ops.conv2d(x, k, strides=s, padding=pad).shape).astype(np.float32)
+    dy = rng.standard_normal(nn.ops.conv2d(x, k, strides=s, padding=pad,
+                                           dilation_rate=d).shape).astype(np.float32)
 
     def run():
         y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, dilation_rate=d,
@@ -328,6 +330,8 @@ SMALLC_CASES = [
     (2, 7, 9, 3, 3, 3, 16, (1, 1), "same", (1, 1)),    # 27 columns: 3 groups, the last partial
     (1, 10, 9, 2, 5, 3, 48, (2, 3), "same", (1, 2)),   # strides, dilation, border windows
     (3, 6, 6, 4, 2, 2, 32, (1, 1), "valid", (1, 1)),
+    (5, 8, 7, 3, 3, 3, 32, (1, 1), "valid", (1, 1)),   # 4 image slices of 1-2 images
+    (3, 9, 11, 1, 3, 2, 16, (2, 1), "same", (2, 1)),   # one channel: tap-major dx, borders
 ]
 
 
@@ -372,7 +376,7 @@ def test_conv2d_small_channels_dw_is_used(rng):
     assert not np.array_equal(dk_on, dk_off)
 
 
-@pytest.mark.parametrize("case", SMALLC_CASES[:3])
+@pytest.mark.parametrize("case", SMALLC_CASES[:3] + SMALLC_CASES[4:])
 def test_conv2d_small_channels_dw_threads_bitwise(isa, force_threads, rng, case):
     N, H, W, C, KH, KW, F, s, pad, d = case
     x, k, b = _data(rng, N, H, W, C, KH, KW, F)

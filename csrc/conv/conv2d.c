@@ -10,9 +10,11 @@
  * thread count, so results are bitwise identical for any thread count.
  * Backward data: stride 1 is the forward conv of dz with the flipped, channel-transposed kernel
  * W' (packed once per weight change); stride > 1 is dcol = dz * W^T then col2im, threads over
- * whole images so writes never collide.
- * Backward weights: dW = sum over chunks of col(x)^T dz, chunks in order, the GEMM splitting
- * dW's rows or columns (never the pixel sum).
+ * whole images so writes never collide; col2im adds one KW*C run per kernel row where it can
+ * (one input channel: dcolT = W dz^T per image, added a whole output row per tap).
+ * Backward weights: dW = sum over chunks of col(x)^T dz, chunks in order within each of
+ * min(N, 2) image slices fixed by the batch (partials added in slice order); threads take whole
+ * slices, or split a slice's dW columns -- never a sum in a thread-count-dependent way.
  * Special paths: 3x3 stride-1 undilated convs with >= 16 channels in and out run Winograd
  * F(2x2, 3x3) for all three passes (winograd.c); C <= 4 takes a direct dW kernel under AVX-512
  * (smallc.c). nnc_conv2d_set_winograd(0) switches both off (tests compare the paths). */
@@ -127,16 +129,23 @@ static int grow(nnc_conv2d *c, size_t n) {
     return 0;
 }
 
+/* dW splits its pixel sum into at most this many image slices (a function of N only). */
+#define DW_SLICES 2
+
+/* Floats of per-thread im2col blocks for dW; the slice partials follow them. */
+static size_t scratch_cols_dw(const nnc_conv2d *c, int T) { return (size_t)T * c->rows_dw * c->Kc; }
+
 static size_t scratch_need(const nnc_conv2d *c, int T) {
     const nnc_conv2d_geom *g = &c->g;
     size_t a = (size_t)T * c->rows_fwd * c->Kc;
     size_t b = (size_t)T * c->rows_bwd * g->KH * g->KW * g->F;
     size_t d = (size_t)T * c->rows_col2im * c->Kc;
-    size_t e = (size_t)T * c->rows_dw * c->Kc;
+    size_t e = scratch_cols_dw(c, T) + (size_t)(DW_SLICES - 1) * c->Kc * g->F;
     size_t m = a;
     if (b > m) m = b;
     if (d > m) m = d;
     if (e > m) m = e;
+    if (g->C <= 4 && (size_t)3 * c->Kc * g->F > m) m = (size_t)3 * c->Kc * g->F; /* smallc */
     if (c->wino && (size_t)T * nnc_wino_scratch(g) > m) m = (size_t)T * nnc_wino_scratch(g);
     if (c->winob && (size_t)T * nnc_wino_scratch(&c->gb) > m)
         m = (size_t)T * nnc_wino_scratch(&c->gb);
@@ -277,16 +286,26 @@ int nnc_conv2d_forward(nnc_conv2d *c, const float *x, int64_t N, const float *bi
 }
 
 /* dx[pixel window] += dcol rows (the adjoint of im2col_rows), rows within one image. */
-static void col2im_rows_add(const nnc_conv2d_geom *g, const float *dcol, int64_t r0, int64_t rows,
-                            float *dxn) {
+static inline __attribute__((always_inline)) void col2im_body(const nnc_conv2d_geom *g,
+                                                             const float *dcol, int64_t r0,
+                                                             int64_t rows, float *dxn) {
     const int64_t H = g->H, W = g->W, C = g->C, KH = g->KH, KW = g->KW, Kc = KH * KW * C;
     int64_t oh = r0 / g->OW, ow = r0 % g->OW;
     for (int64_t i = 0; i < rows; i++) {
         const float *src = dcol + i * Kc;
         const int64_t ih0 = oh * g->sh - g->pt, iw0 = ow * g->sw - g->pl;
+        /* undilated window inside the row: each kh adds one contiguous run of KW*C floats
+         * (with few channels the per-tap loops cost more than the adds) */
+        const int full_w = g->dw == 1 && iw0 >= 0 && iw0 + KW <= W;
         for (int64_t kh = 0; kh < KH; kh++) {
             const int64_t ih = ih0 + kh * g->dh;
             if (ih < 0 || ih >= H) continue;
+            if (full_w) {
+                float *d = dxn + (ih * W + iw0) * C;
+                const float *s = src + kh * KW * C;
+                for (int64_t j = 0; j < KW * C; j++) d[j] += s[j];
+                continue;
+            }
             for (int64_t kw = 0; kw < KW; kw++) {
                 const int64_t iw = iw0 + kw * g->dw;
                 if (iw < 0 || iw >= W) continue;
@@ -302,12 +321,76 @@ static void col2im_rows_add(const nnc_conv2d_geom *g, const float *dcol, int64_t
     }
 }
 
+/* One channel: dcolT [Kc x OH*OW] for one image (tap-major), so each tap adds whole output
+ * rows: a run of OW floats spaced sw*C apart in dx (contiguous for stride 1) instead of per-pixel
+ * runs of KW*C (3 floats for a 3x3 kernel). Halves dx for 28x28x1; with C = 3 the strided adds
+ * lost to the per-pixel runs, so only C = 1 takes it. */
+static inline __attribute__((always_inline)) void col2im_t_body(const nnc_conv2d_geom *g,
+                                                               const float *dT, float *dxn) {
+    const int64_t H = g->H, W = g->W, C = g->C, KW = g->KW, OH = g->OH, OW = g->OW;
+    const int64_t Kc = g->KH * KW * C, OHW = OH * OW, sw = g->sw;
+    for (int64_t k = 0; k < Kc; k++) {
+        const int64_t kh = k / (KW * C), kw = (k / C) % KW, ci = k % C;
+        const int64_t offw = kw * g->dw - g->pl;
+        /* output columns whose input column is inside the row */
+        int64_t lo = 0, hi = OW;
+        while (lo < OW && lo * sw + offw < 0) lo++;
+        while (hi > lo && (hi - 1) * sw + offw >= W) hi--;
+        const float *src = dT + k * OHW;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            const int64_t ih = oh * g->sh - g->pt + kh * g->dh;
+            if (ih < 0 || ih >= H) continue;
+            float *d = dxn + (ih * W + offw) * C + ci;
+            const float *sr = src + oh * OW;
+            if (sw * C == 1)
+                for (int64_t ow = lo; ow < hi; ow++) d[ow] += sr[ow];
+            else
+                for (int64_t ow = lo; ow < hi; ow++) d[ow * sw * C] += sr[ow];
+        }
+    }
+}
+
+/* The adds vectorise to the ISA in use (run-time dispatch). */
+static void col2im_generic(const nnc_conv2d_geom *g, const float *dcol, int64_t r0, int64_t rows,
+                           float *dxn) {
+    if (rows < 0) col2im_t_body(g, dcol, dxn);
+    else col2im_body(g, dcol, r0, rows, dxn);
+}
+#if NNC_X86
+NNC_TARGET_AVX2 static void col2im_avx2(const nnc_conv2d_geom *g, const float *dcol, int64_t r0,
+                                        int64_t rows, float *dxn) {
+    if (rows < 0) col2im_t_body(g, dcol, dxn);
+    else col2im_body(g, dcol, r0, rows, dxn);
+}
+NNC_TARGET_AVX512 static void col2im_avx512(const nnc_conv2d_geom *g, const float *dcol,
+                                            int64_t r0, int64_t rows, float *dxn) {
+    if (rows < 0) col2im_t_body(g, dcol, dxn);
+    else col2im_body(g, dcol, r0, rows, dxn);
+}
+#endif
+
+static void col2im_rows_add(const nnc_conv2d_geom *g, const float *dcol, int64_t r0, int64_t rows,
+                            float *dxn) {
+#if NNC_X86
+    if (nnc_isa() == NNC_ISA_AVX512) return col2im_avx512(g, dcol, r0, rows, dxn);
+    if (nnc_isa() == NNC_ISA_AVX2) return col2im_avx2(g, dcol, r0, rows, dxn);
+#endif
+    col2im_generic(g, dcol, r0, rows, dxn);
+}
+
 /* One image of the strided backward-data path. */
 static int bwd_data_image(const nnc_conv2d *c, const float *dzn, float *dxn, float *dcol,
                           int gemm_threads) {
     const nnc_conv2d_geom *g = &c->g;
     const int64_t OHW = g->OH * g->OW, R = c->rows_col2im, Kc = c->Kc;
     memset(dxn, 0, (size_t)(g->H * g->W * g->C) * sizeof(float));
+    if (g->C == 1 && OHW <= R) { /* dcolT = W dz^T, one image, then tap-major col2im */
+        int st = nnc_sgemm(0, 1, Kc, OHW, g->F, 1.f, c->w, g->F, dzn, g->F, 0.f, dcol, OHW, NULL,
+                           gemm_threads);
+        if (st) return st;
+        col2im_rows_add(g, dcol, 0, -1, dxn);
+        return 0;
+    }
     for (int64_t r0 = 0; r0 < OHW; r0 += R) {
         const int64_t rows = NNC_MIN(R, OHW - r0);
         int st = nnc_sgemm_packed(0, rows, Kc, g->F, 1.f, dzn + r0 * g->F, g->F, c->wbp, 0.f, dcol,
@@ -411,33 +494,57 @@ int nnc_conv2d_backward_weights(nnc_conv2d *c, const float *x, const float *dz, 
     int st = grow(c, scratch_need(c, threads_setting(nthreads)));
     if (st) return st;
     if (!c->pointwise && nnc_smallc_applies(g) && g_wino_on)
-        return nnc_smallc_backward_weights(g, x, dz, N, dw, nthreads);
+        return nnc_smallc_backward_weights(g, x, dz, N, dw, c->scratch, nthreads);
     if (c->wino && g_wino_on)
         return nnc_wino_backward_weights(c->wino, g, x, dz, N, dw, c->scratch, nthreads);
-    /* One region, no barriers: threads own 16-aligned column blocks of dW and each walks all
-     * chunks in order, building its own im2col (duplicated, ~20% of the GEMM time, but no
-     * cooperative build and no sync). Every dW element sums the same chunks in the same order
-     * whatever the thread count. */
-    const int64_t nb = (F + 15) / 16;
-    int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * P * Kc * F, nb);
-    if (T > nb) T = (int)nb;
-    if (T > 1) {
-        int status = 0;
+    /* The pixel sum is cut into S = min(N, 2) image slices, fixed by the batch alone: slice 0
+     * sums into dw, slice 1 into a partial in scratch, added last. One region: with T <= S
+     * threads each takes whole slices (its own im2col, no duplicated work); with T > S the
+     * threads of a slice own 16-aligned column blocks of it (each building the slice's im2col).
+     * Every dW element sums the same chunks in the same order whatever the thread count. */
+    const int64_t S = NNC_MIN(N, DW_SLICES), nb = (F + 15) / 16;
+    const int64_t OHW = g->OH * g->OW;
+    float *part = c->scratch + scratch_cols_dw(c, threads_setting(nthreads));
+    int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * P * Kc * F, S * nb);
+    if (T > S * nb) T = (int)(S * nb);
+    int status = 0;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(T)
-        {
-            int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            int64_t f0 = nb * t / nt * 16, f1 = NNC_MIN(F, nb * (t + 1) / nt * 16);
-            int s = dw_columns(c, x, dz, P, f0, f1, dw, c->scratch + (size_t)t * c->rows_dw * Kc);
-            if (s) {
+#pragma omp parallel num_threads(T) if (T > 1)
+#endif
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int t = 0, nt = 1;
+#endif
+        float *col = c->scratch + (size_t)t * c->rows_dw * Kc;
+        for (int64_t sl = nt > S ? t % S : t; sl < S; sl += nt > S ? S : nt) {
+            int64_t f0 = 0, f1 = F;
+            if (nt > S) { /* threads t, t + S, ... share this slice's columns */
+                const int64_t ns = (nt - sl + S - 1) / S, jt = t / S;
+                f0 = nb * jt / ns * 16;
+                f1 = NNC_MIN(F, nb * (jt + 1) / ns * 16);
+            }
+            const int64_t n0 = N * sl / S, n1 = N * (sl + 1) / S;
+            int st = dw_columns(c, x + n0 * g->H * g->W * g->C, dz + n0 * OHW * F,
+                                (n1 - n0) * OHW, f0, f1, sl ? part + (sl - 1) * Kc * F : dw, col);
+            if (st) {
+#ifdef _OPENMP
 #pragma omp atomic write
-                status = s;
+#endif
+                status = st;
             }
         }
+        if (S > 1) {
+#ifdef _OPENMP
+#pragma omp barrier
+#pragma omp for schedule(static)
 #endif
-        return status;
+            for (int64_t i = 0; i < Kc * F; i++)
+                for (int64_t sl = 1; sl < S; sl++) dw[i] += part[(sl - 1) * Kc * F + i];
+        }
     }
-    return dw_columns(c, x, dz, P, 0, F, dw, c->scratch);
+    return status;
 }
 
 /* ---- activation backward fused with the bias gradient ---- */

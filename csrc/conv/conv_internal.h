@@ -29,6 +29,9 @@ int nnc_wino_backward_weights(const nnc_wino *w, const nnc_conv2d_geom *g, const
 /* Direct weight gradient for C <= 4 and F % 16 == 0 under AVX-512 (smallc.c); the ISA in
  * use is checked at each call. */
 int nnc_smallc_applies(const nnc_conv2d_geom *g);
+/* Image slices the pixel sum is cut into (a function of N only); scratch holds
+ * (slices - 1) * KH*KW*C*F floats. */
+int nnc_smallc_slices(int64_t N);
 int nnc_smallc_backward_weights(const nnc_conv2d_geom *g, const float *x, const float *dz,
-                                int64_t N, float *dw, int nthreads);
+                                int64_t N, float *dw, float *scratch, int nthreads);
 #endif

@@ -8,8 +8,9 @@
  * dW: per group of 12 im2col columns k = (kh, kw, c) and 16 or 32 filters, one pass over all
  *     output pixels in order keeps 12 x (1 or 2) accumulator vectors in registers (one dz load,
  *     12 broadcasts of x per pixel). Threads split (group, filter block) items; every element is
- *     one FMA chain over the pixels in order, so results do not depend on the thread count or on
- *     the filter block width.
+ *     one FMA chain over the pixels of an image slice in order; the (at most 4) image slices are
+ *     fixed by the batch size and their partial sums added in slice order, so results do not
+ *     depend on the thread count or on the filter block width, and 2 threads get whole passes.
  * Layouts: NHWC x, HWIO dW, NHWC dz. 16-float vectors via GCC vector extensions: AVX-512 only
  * (GCC lowers them through memory under AVX2, slower than the GEMM path there). */
 #include "conv_internal.h"
@@ -29,6 +30,7 @@ typedef float vf16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define VST(p, v) (*(vf16u *)(p) = (v))
 
 #define SMALLC_MAX_TAPS 64
+#define SMALLC_SLICES 4
 
 int nnc_smallc_applies(const nnc_conv2d_geom *g) {
     return nnc_isa() == NNC_ISA_AVX512 && g->C <= 4 && g->F % 16 == 0 && g->F > 0 && g->KH * g->KW <= SMALLC_MAX_TAPS;
@@ -113,8 +115,10 @@ NNC_TARGET_AVX512 static void dw_item_avx512(const nnc_conv2d_geom *g, const flo
 }
 #endif
 
+int nnc_smallc_slices(int64_t N) { return (int)NNC_MIN(N, SMALLC_SLICES); }
+
 int nnc_smallc_backward_weights(const nnc_conv2d_geom *g, const float *x, const float *dz,
-                                int64_t N, float *dw, int nthreads) {
+                                int64_t N, float *dw, float *scratch, int nthreads) {
 #if NNC_X86
     void (*fn)(const nnc_conv2d_geom *, const float *, const float *, int64_t, int64_t, int64_t,
                float *, int) = dw_item_avx512;
@@ -122,21 +126,43 @@ int nnc_smallc_backward_weights(const nnc_conv2d_geom *g, const float *x, const 
     return NNC_E_ARG; /* nnc_smallc_applies() is false */
 #endif
     const int64_t Kc = g->KH * g->KW * g->C, F = g->F;
+    const int64_t in_img = g->H * g->W * g->C, out_img = g->OH * g->OW * F;
     const int64_t groups = (Kc + KG - 1) / KG;
+    /* The pixel sum is cut into S image slices fixed by the batch size alone (slice 0 into dw,
+     * slice s into scratch, added in slice order), so threads get whole passes without ever
+     * splitting a sum in a thread-count-dependent way. */
+    const int64_t S = nnc_smallc_slices(N);
     const double flops = 2.0 * N * g->OH * g->OW * Kc * F;
-    int T = nthreads > 0 ? nthreads : nnc_threads_for(flops, groups * (F / 16));
+    int T = nthreads > 0 ? nthreads : nnc_threads_for(flops, S * groups * (F / 16));
     /* 32-filter items unless that leaves a thread idle (the width does not change results) */
-    const int nvb = (F % 32 == 0 && (T <= 1 || groups * (F / 32) >= 2 * T)) ? 2 : 1;
-    const int64_t fb = F / (16 * nvb), items = groups * fb;
+    const int nvb = (F % 32 == 0 && (T <= 1 || S * groups * (F / 32) >= 2 * T)) ? 2 : 1;
+    const int64_t fb = F / (16 * nvb), per = groups * fb, items = S * per;
     if (T > items) T = (int)items;
+#define SMALLC_ITEM(it)                                                                        \
+    do {                                                                                       \
+        const int64_t s_ = (it) / per, r_ = (it) % per;                                        \
+        const int64_t n0_ = N * s_ / S, n1_ = N * (s_ + 1) / S;                                \
+        fn(g, x + n0_ * in_img, dz + n0_ * out_img, n1_ - n0_, (r_ / fb) * KG,                 \
+           (r_ % fb) * 16 * nvb, s_ ? scratch + (s_ - 1) * Kc * F : dw, nvb);                  \
+    } while (0)
     if (T > 1) {
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(T) schedule(static)
+#pragma omp parallel num_threads(T)
+        {
+#pragma omp for schedule(static)
+            for (int64_t it = 0; it < items; it++) SMALLC_ITEM(it);
+            if (S > 1) {
+#pragma omp for schedule(static)
+                for (int64_t i = 0; i < Kc * F; i++)
+                    for (int64_t s = 1; s < S; s++) dw[i] += scratch[(s - 1) * Kc * F + i];
+            }
+        }
 #endif
-        for (int64_t it = 0; it < items; it++)
-            fn(g, x, dz, N, (it / fb) * KG, (it % fb) * 16 * nvb, dw, nvb);
         return 0;
     }
-    for (int64_t it = 0; it < items; it++) fn(g, x, dz, N, (it / fb) * KG, (it % fb) * 16 * nvb, dw, nvb);
+    for (int64_t it = 0; it < items; it++) SMALLC_ITEM(it);
+    for (int64_t i = 0; i < Kc * F && S > 1; i++)
+        for (int64_t s = 1; s < S; s++) dw[i] += scratch[(s - 1) * Kc * F + i];
+#undef SMALLC_ITEM
     return 0;
 }
