@@ -4,6 +4,7 @@ positions). Computation: pool2d / global_pool engine nodes on NHWC (1-D pooling 
 from .. import _kernels as K
 from ..ops.conv import _padding, _tuple, conv_output_length
 from .base import Layer, _default_name
+from .conv import _data_format
 
 
 def _keras_name(layer, kwargs):
@@ -16,13 +17,6 @@ __all__ = ["MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D
            "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
            "GlobalMaxPooling2D", "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D",
            "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D"]
-
-
-def _data_format(df):
-    df = "channels_last" if df is None else df
-    if df not in ("channels_last", "channels_first"):
-        raise ValueError(f"data_format must be 'channels_last' or 'channels_first', got {df!r}")
-    return df
 
 
 class _Pool(Layer):
