@@ -267,22 +267,23 @@ int nnc_avgpool2d_backward(const nnc_pool2d_geom *g, const float *dy, int64_t N,
     return 0;
 }
 
-int nnc_global_avgpool_forward(const float *x, int64_t N, int64_t S, int64_t C, float *y,
-                               int nthreads) {
+static int gpool_forward(int is_max, const float *x, int64_t N, int64_t S, int64_t C, float *y,
+                         int nthreads) {
     int T = pool_threads(nthreads, 1.0 * N * S * C, N);
     void (*fn)(int, const float *, int64_t, int64_t, float *, int64_t, int64_t) =
         PICK(gpool_fwd_imgs);
-    PAR_RANGES(T, N, a, b, fn(0, x, S, C, y, a, b));
+    PAR_RANGES(T, N, a, b, fn(is_max, x, S, C, y, a, b));
     return 0;
+}
+
+int nnc_global_avgpool_forward(const float *x, int64_t N, int64_t S, int64_t C, float *y,
+                               int nthreads) {
+    return gpool_forward(0, x, N, S, C, y, nthreads);
 }
 
 int nnc_global_maxpool_forward(const float *x, int64_t N, int64_t S, int64_t C, float *y,
                                int nthreads) {
-    int T = pool_threads(nthreads, 1.0 * N * S * C, N);
-    void (*fn)(int, const float *, int64_t, int64_t, float *, int64_t, int64_t) =
-        PICK(gpool_fwd_imgs);
-    PAR_RANGES(T, N, a, b, fn(1, x, S, C, y, a, b));
-    return 0;
+    return gpool_forward(1, x, N, S, C, y, nthreads);
 }
 
 int nnc_global_avgpool_backward(const float *dy, int64_t N, int64_t S, int64_t C, float *dx,

@@ -231,34 +231,44 @@ static void gemm_drive(gemm_job *g, int pack, const float *B, int64_t ldb, int t
 
 /* ---- public entry points ------------------------------------------------------------------- */
 
+/* Shared by both entry points: validates the epilogue, handles the cases that need no product
+ * (returns 1 when C is already final) and fills the A, C and epilogue fields of the job. */
+static int job_init(gemm_job *g, const nnc_f32_gemm_config *cfg, int transA, int64_t M, int64_t N,
+                    int64_t K, float alpha, const float *A, int64_t lda, float beta, float *C,
+                    int64_t ldc, const nnc_epilogue *ep, int *status) {
+    const float *bias = ep ? ep->bias : NULL;
+    const int act = ep ? ep->act : NNC_ACT_LINEAR;
+    const float slope = ep ? ep->alpha : 0.f;
+    *status = act_ok(act) ? NNC_OK : NNC_E_ARG;
+    if (*status || M == 0 || N == 0) return 1;
+    if (K == 0 || alpha == 0.f) {
+        scale_only(M, N, beta, C, ldc, bias, act, slope);
+        return 1;
+    }
+    g->cfg = cfg;
+    g->M = M;
+    g->N = N;
+    g->K = K;
+    g->A = A;
+    g->rs_a = transA ? 1 : lda;
+    g->cs_a = transA ? lda : 1;
+    g->C = C;
+    g->ldc = ldc;
+    g->alpha = alpha;
+    g->beta = beta;
+    g->bias = bias;
+    g->act = act;
+    g->slope = slope;
+    return 0;
+}
+
 int nnc_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
               int64_t ldc, const nnc_epilogue *ep, int nthreads) {
     if (M < 0 || N < 0 || K < 0) return NNC_E_ARG;
-    const float *bias = ep ? ep->bias : NULL;
-    const int act = ep ? ep->act : NNC_ACT_LINEAR;
-    const float slope = ep ? ep->alpha : 0.f;
-    if (!act_ok(act)) return NNC_E_ARG;
-    if (M == 0 || N == 0) return NNC_OK;
-    if (K == 0 || alpha == 0.f) {
-        scale_only(M, N, beta, C, ldc, bias, act, slope);
-        return NNC_OK;
-    }
     gemm_job g;
-    g.cfg = g_cfg;
-    g.M = M;
-    g.N = N;
-    g.K = K;
-    g.A = A;
-    g.rs_a = transA ? 1 : lda;
-    g.cs_a = transA ? lda : 1;
-    g.C = C;
-    g.ldc = ldc;
-    g.alpha = alpha;
-    g.beta = beta;
-    g.bias = bias;
-    g.act = act;
-    g.slope = slope;
+    int st;
+    if (job_init(&g, g_cfg, transA, M, N, K, alpha, A, lda, beta, C, ldc, ep, &st)) return st;
     const int64_t nr = g.cfg->nr;
     const int64_t strips = (M + g.cfg->mr - 1) / g.cfg->mr;
     const int64_t panels = (N + nr - 1) / nr;
@@ -332,34 +342,14 @@ int nnc_sgemm_packed(int transA, int64_t M, int64_t N, int64_t K, float alpha, c
                      int64_t lda, const nnc_packed *Bp, float beta, float *C, int64_t ldc,
                      const nnc_epilogue *ep, int nthreads) {
     if (!Bp || !Bp->cfg || M < 0 || N != Bp->N || K != Bp->K) return NNC_E_ARG;
-    const float *bias = ep ? ep->bias : NULL;
-    const int act = ep ? ep->act : NNC_ACT_LINEAR;
-    const float slope = ep ? ep->alpha : 0.f;
-    if (!act_ok(act)) return NNC_E_ARG;
-    if (M == 0 || N == 0) return NNC_OK;
-    if (K == 0 || alpha == 0.f) {
-        scale_only(M, N, beta, C, ldc, bias, act, slope);
-        return NNC_OK;
-    }
     gemm_job g;
-    g.cfg = Bp->cfg; /* the kernel matching the packing, whatever the ISA in use now */
-    g.M = M;
-    g.N = N;
-    g.K = K;
-    g.A = A;
-    g.rs_a = transA ? 1 : lda;
-    g.cs_a = transA ? lda : 1;
+    int st;
+    /* the kernel matching the packing, whatever the ISA in use now */
+    if (job_init(&g, Bp->cfg, transA, M, N, K, alpha, A, lda, beta, C, ldc, ep, &st)) return st;
     g.B = Bp->data;
     g.panel_stride = K * g.cfg->nr;
     g.rs_b = g.cfg->nr;
     g.edge = NULL;
-    g.C = C;
-    g.ldc = ldc;
-    g.alpha = alpha;
-    g.beta = beta;
-    g.bias = bias;
-    g.act = act;
-    g.slope = slope;
     gemm_drive(&g, 0, NULL, 0, 0, NULL, nthreads);
     return NNC_OK;
 }
