@@ -64,9 +64,11 @@ struct nnc_rnn {
     rbuf hm;  /* [T,B,H] h_{t-1} * recurrent mask */
     /* backward workspace */
     rbuf dg, dgh, dh2, dc, drh, dxt;
-    rbuf dbacc; /* double column-sum accumulators of db (2*GH doubles) */
+    rbuf dbacc; /* db: 2*GH double accumulators, then per batch chunk 2*GH float partial sums */
     int64_t B, T;
     int have_fwd;
+    int h0zero; /* no initial state: h_{-1} = 0, so the step-0 recurrent products vanish */
+    int no_dh0; /* backward: dL/dh_{-1} not wanted, so step 0 skips its recurrent product */
     const float *imask, *rmask;
 };
 
@@ -158,6 +160,13 @@ static int64_t rnn_tchunk(int64_t B, int64_t GH) {
     return tc < 2 ? 2 : tc;
 }
 
+/* Chunks of the batch: a power of two, >= 12 rows each, depends only on B (determinism). */
+static int64_t rnn_chunks(int64_t B) {
+    int64_t n = 1;
+    while (n < 64 && n * 2 * 12 <= B) n *= 2;
+    return n;
+}
+
 int nnc_rnn_reserve(nnc_rnn *r, int64_t B, int64_t T, int with_backward) {
     int64_t H = r->H, TB = T * B, st = 0;
     int lstm = r->d.cell == NNC_RNN_LSTM, gru = r->d.cell == NNC_RNN_GRU;
@@ -171,7 +180,7 @@ int nnc_rnn_reserve(nnc_rnn *r, int64_t B, int64_t T, int with_backward) {
         int64_t TCB = NNC_MIN(T, rnn_tchunk(B, r->GH)) * B;
         st |= rbuf_grow(&r->dg, TCB * r->GH);
         if (gru && r->d.reset_after) st |= rbuf_grow(&r->dgh, TCB * r->GH);
-        st |= rbuf_grow(&r->dbacc, 4 * r->GH); /* 2*GH doubles */
+        st |= rbuf_grow(&r->dbacc, (4 + 2 * rnn_chunks(B)) * r->GH); /* see struct nnc_rnn */
         st |= rbuf_grow(&r->dh2, 2 * B * H);
         if (lstm) st |= rbuf_grow(&r->dc, B * H);
         if (gru2(r)) st |= rbuf_grow(&r->drh, B * H);
@@ -201,13 +210,6 @@ int nnc_rnn_set_weights(nnc_rnn *r, const float *W, const float *U, const float 
     return st;
 }
 
-/* Chunks of the batch: a power of two, >= 12 rows each, depends only on B (determinism). */
-static int64_t rnn_chunks(int64_t B) {
-    int64_t n = 1;
-    while (n < 64 && n * 2 * 12 <= B) n *= 2;
-    return n;
-}
-
 #define RNN_ERR(st, rc)                                                                           \
     do {                                                                                          \
         int rc_ = (rc);                                                                           \
@@ -228,6 +230,9 @@ static int fwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
     float *hp = r->hs.p + row * H; /* hs slot t = h_{t-1} */
     float *hn = r->hs.p + (row + B) * H;
     int st = 0;
+    /* h_{-1} = 0: g_t already holds x W + b, which is all LSTM, SimpleRNN and the first GRU
+     * (reset_after=False) product need; the GRU candidate's r * h_{-1} is 0 as well. */
+    const int zero = t == 0 && r->h0zero;
     if (r->rmask) {
         float *m = r->hm.p + row * H;
         const float *rm = r->rmask + r0 * H;
@@ -236,12 +241,13 @@ static int fwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
     }
     switch (r->d.cell) {
     case NNC_RNN_LSTM:
-        st = nnc_sgemm_packed(0, nr, GH, H, 1.0f, hp, H, r->Up, 1.0f, g_t, GH, NULL, nth);
+        if (!zero)
+            st = nnc_sgemm_packed(0, nr, GH, H, 1.0f, hp, H, r->Up, 1.0f, g_t, GH, NULL, nth);
         k->lstm_fwd(nr, H, act, ract, g_t, r->cs.p + row * H, r->cs.p + (row + B) * H,
                     r->aux.p + row * H, hn);
         break;
     case NNC_RNN_SIMPLE:
-        st = nnc_sgemm_packed(0, nr, H, H, 1.0f, hp, H, r->Up, 1.0f, g_t, H, NULL, nth);
+        if (!zero) st = nnc_sgemm_packed(0, nr, H, H, 1.0f, hp, H, r->Up, 1.0f, g_t, H, NULL, nth);
         k->simple_fwd(nr, H, act, g_t, hn);
         break;
     default:
@@ -252,10 +258,13 @@ static int fwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
             k->gru_fwd(nr, H, act, ract, g_t, gh, hp, r->aux.p + row * H, hn);
         } else {
             float *rh = r->aux.p + row * H;
-            st = nnc_sgemm_packed(0, nr, 2 * H, H, 1.0f, hp, H, r->Up, 1.0f, g_t, GH, NULL, nth);
+            if (!zero)
+                st = nnc_sgemm_packed(0, nr, 2 * H, H, 1.0f, hp, H, r->Up, 1.0f, g_t, GH, NULL,
+                                      nth);
             k->gru2_fwd1(nr, H, ract, g_t, hp, rh);
-            st |= nnc_sgemm_packed(0, nr, H, H, 1.0f, rh, H, r->Up2, 1.0f, g_t + 2 * H, GH, NULL,
-                                   nth);
+            if (!zero)
+                st |= nnc_sgemm_packed(0, nr, H, H, 1.0f, rh, H, r->Up2, 1.0f, g_t + 2 * H, GH,
+                                       NULL, nth);
             k->gru2_fwd2(nr, H, act, g_t, hp, hn);
         }
     }
@@ -276,6 +285,7 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
     r->imask = imask;
     r->rmask = rmask;
     r->have_fwd = 0;
+    r->h0zero = h0 == NULL;
     const nnc_rnn_kernels *k = rnn_kernels();
 
     /* Transpose to time-major (reversed for go_backwards), applying the input mask. */
@@ -360,29 +370,33 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
 
 /* ---------------------------------------------------------------- backward */
 
-/* acc[j] += column sums of x [rows x cols] (one time chunk; deterministic: every column summed by
- * one thread in row order, in float, then added to the double accumulator). */
-static void rnn_colsum(const float *x, int64_t rows, int64_t cols, int64_t ldx, double *acc,
-                       int nth) {
-    const int64_t CB = 64, ncb = (cols + CB - 1) / CB;
-    int nt = nth > 0 ? nth : nnc_threads_for((double)rows * cols * 8, ncb);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t cb = 0; cb < ncb; cb++) {
-        int64_t j0 = cb * CB, n = NNC_MIN(CB, cols - j0);
-        float part[64]; /* float within a chunk (vectorises; at most a few hundred rows) */
-        for (int64_t j = 0; j < n; j++) part[j] = 0.f;
-        for (int64_t i = 0; i < rows; i++) {
-            const float *xr = x + i * ldx + j0;
-            for (int64_t j = 0; j < n; j++) part[j] += xr[j];
+/* part[j] += sum over rows of x[., j] (x [rows x cols], contiguous): the bias gradient, summed
+ * per step while the step's gate gradients are in L1. Each batch chunk has its own partial sums,
+ * added into the double accumulators in chunk order once per time chunk (db_flush); the chunks
+ * depend only on B, so db is the same for any thread count. */
+static void rnn_rowsum(const float *restrict x, int64_t rows, int64_t cols, float *restrict part) {
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) part[j] += x[i * cols + j];
+}
+
+static float *db_part(nnc_rnn *r, int64_t chunk) {
+    return (float *)((double *)r->dbacc.p + 2 * r->GH) + chunk * 2 * r->GH;
+}
+
+static void db_flush(nnc_rnn *r, double *acc, int64_t nch, int64_t nb) {
+    for (int64_t c = 0; c < nch; c++) {
+        float *part = db_part(r, c);
+        for (int64_t j = 0; j < nb; j++) {
+            acc[j] += (double)part[j];
+            part[j] = 0.f;
         }
-        for (int64_t j = 0; j < n; j++) acc[j0 + j] += (double)part[j];
     }
 }
 
 /* One backward step t for rows [r0, r0 + nr): consumes dh (gradient w.r.t. h_t, without dy),
  * writes dg[t] and the gradient w.r.t. h_{t-1} into dhn. */
 static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0, int64_t nr,
-                    const float *dyseq, int64_t dg_row0, int nth) {
+                    const float *dyseq, int64_t dg_row0, float *dbp, int nth) {
     const int64_t B = r->B, T = r->T, H = r->H, GH = r->GH;
     const int act = r->d.act, ract = r->d.rec_act;
     const int64_t row = t * B + r0;
@@ -393,34 +407,42 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
     float *dhn = r->dh2.p + (((t + 1) & 1) * B + r0) * H; /* out: dL/dh_{t-1} */
     const float *dy = dyseq ? dyseq + (r0 * T + t) * H : NULL;
     const int64_t ldy = T * H;
+    const int last = t == 0 && r->no_dh0; /* dhn is not needed: skip its product */
     int st = 0;
     switch (r->d.cell) {
     case NNC_RNN_LSTM:
         k->lstm_bwd(nr, H, act, ract, g_t, r->cs.p + row * H, r->aux.p + row * H, dh, dy, ldy,
                     r->dc.p + r0 * H, dg_t);
-        st = nnc_sgemm_packed(0, nr, H, GH, 1.0f, dg_t, GH, r->UTp, 0.0f, dhn, H, NULL, nth);
+        if (!last)
+            st = nnc_sgemm_packed(0, nr, H, GH, 1.0f, dg_t, GH, r->UTp, 0.0f, dhn, H, NULL, nth);
         break;
     case NNC_RNN_SIMPLE:
         k->simple_bwd(nr, H, act, r->hs.p + (row + B) * H, dh, dy, ldy, dg_t);
-        st = nnc_sgemm_packed(0, nr, H, H, 1.0f, dg_t, H, r->UTp, 0.0f, dhn, H, NULL, nth);
+        if (!last)
+            st = nnc_sgemm_packed(0, nr, H, H, 1.0f, dg_t, H, r->UTp, 0.0f, dhn, H, NULL, nth);
         break;
     default:
         if (r->d.reset_after) {
             float *dgh_t = r->dgh.p + (row - dg_row0) * GH;
             k->gru_bwd(nr, H, act, ract, g_t, r->aux.p + row * H, hp, dh, dy, ldy, dg_t, dgh_t,
                        dhn);
-            st = nnc_sgemm_packed(0, nr, H, GH, 1.0f, dgh_t, GH, r->UTp, 1.0f, dhn, H, NULL, nth);
+            if (!last)
+                st = nnc_sgemm_packed(0, nr, H, GH, 1.0f, dgh_t, GH, r->UTp, 1.0f, dhn, H, NULL,
+                                      nth);
+            if (dbp) rnn_rowsum(dgh_t, nr, GH, dbp + GH);
         } else {
             float *drh = r->drh.p + r0 * H;
             k->gru2_bwd1(nr, H, act, ract, g_t, hp, dh, dy, ldy, dg_t, dhn);
             st = nnc_sgemm_packed(0, nr, H, H, 1.0f, dg_t + 2 * H, GH, r->UTp2, 0.0f, drh, H,
                                   NULL, nth);
             k->gru2_bwd2(nr, H, ract, g_t, hp, drh, dg_t, dhn);
-            st |= nnc_sgemm_packed(0, nr, H, 2 * H, 1.0f, dg_t, GH, r->UTp, 1.0f, dhn, H, NULL,
-                                   nth);
+            if (!last)
+                st |= nnc_sgemm_packed(0, nr, H, 2 * H, 1.0f, dg_t, GH, r->UTp, 1.0f, dhn, H,
+                                       NULL, nth);
         }
     }
-    if (r->rmask) { /* the cell saw h_{t-1} * mask */
+    if (dbp) rnn_rowsum(dg_t, nr, GH, dbp);
+    if (r->rmask && !last) { /* the cell saw h_{t-1} * mask */
         const float *rm = r->rmask + r0 * H;
         for (int64_t i = 0; i < nr * H; i++) dhn[i] *= rm[i];
     }
@@ -439,6 +461,8 @@ static int chunk_grads(nnc_rnn *r, int task, int64_t t0, int64_t t1, float *dW, 
     const float beta = t1 == r->T ? 0.0f : 1.0f;
     const float *dg = r->dg.p, *xc = r->xt.p + t0 * B * I;
     const float *hc = (r->rmask ? r->hm.p : r->hs.p) + t0 * B * H;
+    /* dU's rows of step 0 multiply h_{-1} (and r * h_{-1}) = 0 when there is no initial state */
+    const int64_t z = (t0 == 0 && r->h0zero) ? B : 0;
     int st = 0;
     /* Split point, in units of (rows x columns) of the three products: half of the work in
      * task 0, which takes dU's columns first and then dW's (multiples of 32 columns). */
@@ -455,13 +479,14 @@ static int chunk_grads(nnc_rnn *r, int task, int64_t t0, int64_t t1, float *dW, 
         const float *dgu = ra ? r->dgh.p : dg;
         int64_t j0 = task == 1 ? ns : 0, j1 = task == 0 ? ns : GH;
         if (j1 > j0)
-            st |= nnc_sgemm(1, 0, H, j1 - j0, n, 1.0f, hc, H, dgu + j0, GH, beta, dU + j0, GH, NULL,
-                            nth);
+            st |= nnc_sgemm(1, 0, H, j1 - j0, n - z, 1.0f, hc + z * H, H, dgu + z * GH + j0, GH,
+                            beta, dU + j0, GH, NULL, nth);
     }
     if (task <= 0 && dU && gru2(r)) {
-        st |= nnc_sgemm(1, 0, H, 2 * H, n, 1.0f, hc, H, dg, GH, beta, dU, GH, NULL, nth);
-        st |= nnc_sgemm(1, 0, H, H, n, 1.0f, r->aux.p + t0 * B * H, H, dg + 2 * H, GH, beta,
-                        dU + 2 * H, GH, NULL, nth);
+        st |= nnc_sgemm(1, 0, H, 2 * H, n - z, 1.0f, hc + z * H, H, dg + z * GH, GH, beta, dU, GH,
+                        NULL, nth);
+        st |= nnc_sgemm(1, 0, H, H, n - z, 1.0f, r->aux.p + (t0 * B + z) * H, H,
+                        dg + z * GH + 2 * H, GH, beta, dU + 2 * H, GH, NULL, nth);
     }
     if (ww) {
         int64_t j0 = task == 1 ? nw : 0, j1 = task == 0 ? nw : GH;
@@ -471,10 +496,7 @@ static int chunk_grads(nnc_rnn *r, int task, int64_t t0, int64_t t1, float *dW, 
                             nth);
     }
     if (task != 0) {
-        if (dbacc) {
-            rnn_colsum(dg, n, GH, GH, dbacc, nth);
-            if (ra) rnn_colsum(r->dgh.p, n, GH, GH, dbacc + GH, nth);
-        }
+        if (dbacc) db_flush(r, dbacc, rnn_chunks(B), ra ? 2 * GH : GH);
         if (with_dx)
             st |= nnc_sgemm(0, 1, n, I, GH, 1.0f, dg, GH, r->W, GH, 0.0f, r->dxt.p + t0 * B * I, I,
                             NULL, nth);
@@ -512,9 +534,12 @@ int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float 
     const int ra = r->d.cell == NNC_RNN_GRU && r->d.reset_after;
     double *dbacc = (double *)r->dbacc.p;
     const int64_t nbias = ra ? 2 * GH : GH;
-    if (db)
+    if (db) {
         for (int64_t j = 0; j < nbias; j++) dbacc[j] = 0.0;
+        for (int64_t c = 0; c < nch; c++) memset(db_part(r, c), 0, (size_t)nbias * sizeof(float));
+    }
     double *dba = db ? dbacc : NULL;
+    r->no_dh0 = dh0 == NULL;
     if (nch > 1) {
         /* One parallel region for the whole sequence: per chunk every batch chunk's recurrence on
          * one thread, then the two weight-gradient tasks side by side, each single-threaded (so
@@ -527,7 +552,8 @@ int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float 
             for (int64_t c = 0; c < nch; c++) {
                 int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
                 for (int64_t t = t1 - 1; t >= t0; t--)
-                    RNN_ERR(st, bwd_step(r, k, t, r0, r1 - r0, dyseq, t0 * B, 1));
+                    RNN_ERR(st, bwd_step(r, k, t, r0, r1 - r0, dyseq, t0 * B,
+                                         db ? db_part(r, c) : NULL, 1));
             }
 #pragma omp for schedule(static)
             for (int task = 0; task < 2; task++)
@@ -537,7 +563,7 @@ int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float 
         for (int64_t t1 = T; t1 > 0 && !st; t1 = ((t1 - 1) / tc) * tc) {
             const int64_t t0 = ((t1 - 1) / tc) * tc;
             for (int64_t t = t1 - 1; t >= t0 && !st; t--)
-                st = bwd_step(r, k, t, 0, B, dyseq, t0 * B, 0);
+                st = bwd_step(r, k, t, 0, B, dyseq, t0 * B, db ? db_part(r, 0) : NULL, 0);
             if (!st) st = chunk_grads(r, -1, t0, t1, dW, dU, dba, dx != NULL, 0);
         }
     }

@@ -53,11 +53,18 @@ static inline NNC_TARGET_AVX512 __m512 nnc_expm1_avx512(__m512 x) {
 
 #define NNC_ABS16(x) _mm512_andnot_ps(NNC_V16(-0.0f), (x))
 
+/* 1 / (1 + e^-x), e^-x = 2^n e^r with 2^n applied by scalef: for x in [-88, 88] e^-x is a normal
+ * float, so the quotient keeps e^-x's relative accuracy on both tails (no e^-|x| fold needed). */
 static inline NNC_TARGET_AVX512 __m512 nnc_sigmoid_avx512(__m512 x) {
-    __m512 z = nnc_exp_avx512(_mm512_or_ps(x, NNC_V16(-0.0f))); /* e^-|x| */
-    __m512 r = _mm512_div_ps(NNC_V16(1.0f), _mm512_add_ps(NNC_V16(1.0f), z));
-    __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(x)); /* sign bit */
-    return _mm512_mask_blend_ps(neg, r, _mm512_mul_ps(z, r)); /* x < 0: z/(1+z) */
+    __m512 v = _mm512_min_ps(NNC_V16(88.0f), _mm512_xor_ps(x, NNC_V16(-0.0f))); /* NaN kept */
+    v = _mm512_max_ps(NNC_V16(-88.0f), v);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, NNC_V16(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 t = _mm512_fmadd_ps(n, NNC_V16(-0x1.62E43p-1f), v);
+    t = _mm512_fmadd_ps(n, NNC_V16(0x1.05C61p-29f), t);
+    __m512 e = _mm512_fmadd_ps(t, nnc_exp_poly_avx512(t), NNC_V16(1.0f));
+    e = _mm512_scalef_ps(e, n);
+    return _mm512_div_ps(NNC_V16(1.0f), _mm512_add_ps(NNC_V16(1.0f), e));
 }
 
 static inline NNC_TARGET_AVX512 __m512 nnc_tanh_avx512(__m512 x) {
