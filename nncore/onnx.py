@@ -140,6 +140,8 @@ def _optional(name):
 
 @register(*[c for c in (_optional("Flatten"),) if c is not None])
 def _flatten(g, layer, x, shape):
+    if layer.data_format == "channels_first" and len(shape) >= 2:  # channel axis last first
+        x = g.transpose(x, (0,) + tuple(range(2, len(shape) + 1)) + (1,))
     return g.op("Flatten", [x], axis=1)
 
 
@@ -213,15 +215,18 @@ if hasattr(L, "MaxPooling2D"):
             pw = _conv_pads(W, PW, sw, 1, OW, pl)
             attrs = dict(kernel_shape=[PH, PW], strides=[sh, sw], pads=[ph[0], pw[0], ph[1], pw[1]])
             to_cf, from_cf = (0, 3, 1, 2), (0, 2, 3, 1)
+        cf = layer.data_format == "channels_first"
+        xin = x if cf else g.transpose(x, to_cf)
         if layer.is_max:
-            y = g.op("MaxPool", [g.transpose(x, to_cf)], **attrs)
+            y = g.op("MaxPool", [xin], **attrs)
         else:  # padded positions are not counted, as in nncore and Keras
-            y = g.op("AveragePool", [g.transpose(x, to_cf)], count_include_pad=0, **attrs)
-        return g.transpose(y, from_cf)
+            y = g.op("AveragePool", [xin], count_include_pad=0, **attrs)
+        return y if cf else g.transpose(y, from_cf)
 
     @register(L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.GlobalMaxPooling1D, L.GlobalMaxPooling2D)
     def _global_pool(g, layer, x, shape):
-        axes = list(range(1, len(shape)))  # every spatial axis (channels last)
+        first = 2 if layer.data_format == "channels_first" else 1
+        axes = list(range(first, first + len(shape) - 1))  # every spatial axis
         return g.reduce("ReduceMax" if layer.is_max else "ReduceMean", x, axes, layer.keepdims)
 
 

@@ -159,6 +159,65 @@ def test_channels_first_matches_channels_last(rng):
     np.testing.assert_allclose(dx, dxr.transpose(0, 3, 1, 2), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_channels_first_pooling_flatten_match_channels_last(rng, tmp_path, pool):
+    P = L.MaxPooling2D if pool == "max" else L.AveragePooling2D
+
+    def model(df, shape):
+        return nn.Sequential([L.Conv2D(5, 3, padding="same", data_format=df, input_shape=shape),
+                              P(2, padding="same", data_format=df), P((2, 1), data_format=df),
+                              L.Flatten(data_format=df), L.Dense(3)])
+
+    cl, cf = model("channels_last", (9, 8, 4)), model("channels_first", (4, 9, 8))
+    cl.build()
+    cf.build()
+    assert [l.output_shape for l in cf.layers] == [(5, 9, 8), (5, 5, 4), (5, 2, 4), (40,), (3,)]
+    cf.set_weights(cl.get_weights())  # Keras: the same weights serve either data format
+    x = rng.standard_normal((3, 9, 8, 4)).astype(np.float32)
+    xf = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    np.testing.assert_allclose(cf.predict(xf, verbose=0), cl.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+    t = rng.standard_normal((3, 3)).astype(np.float32)
+    for m in (cl, cf):
+        m.compile(optimizer="sgd", loss="mse")
+    _, g_l, dx_l = cl._gradients(x, t)
+    _, g_f, dx_f = cf._gradients(xf, t)
+    for a, b in zip(g_f, g_l):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dx_f, dx_l.transpose(0, 3, 1, 2), rtol=1e-5, atol=1e-6)
+    cf.save(tmp_path / "cf.nnc")
+    back = nn.models.load_model(tmp_path / "cf.nnc")
+    np.testing.assert_array_equal(back.predict(xf, verbose=0), cf.predict(xf, verbose=0))
+
+
+@pytest.mark.parametrize("gp", ["GlobalAveragePooling2D", "GlobalMaxPooling2D"])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_channels_first_global_pooling(rng, gp, keepdims):
+    cl = nn.Sequential([L.Conv2D(5, 3, input_shape=(9, 8, 4)), getattr(L, gp)(keepdims=keepdims)])
+    cf = nn.Sequential([L.Conv2D(5, 3, data_format="channels_first", input_shape=(4, 9, 8)),
+                        getattr(L, gp)(keepdims=keepdims, data_format="channels_first")])
+    cl.build()
+    cf.build()
+    cf.set_weights(cl.get_weights())
+    assert cf.layers[-1].output_shape == ((5, 1, 1) if keepdims else (5,))
+    x = rng.standard_normal((3, 9, 8, 4)).astype(np.float32)
+    y_l = cl.predict(x, verbose=0)
+    y_f = cf.predict(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), verbose=0)
+    assert y_f.shape == ((3, 5, 1, 1) if keepdims else (3, 5))
+    np.testing.assert_allclose(y_f.reshape(3, 5), y_l.reshape(3, 5), rtol=1e-6, atol=1e-6)
+
+
+def test_channels_first_pooling1d(rng):
+    x = rng.standard_normal((3, 12, 4)).astype(np.float32)
+    cl = nn.Sequential([L.MaxPooling1D(2, input_shape=(12, 4)), L.AveragePooling1D(3, padding="same"),
+                        L.GlobalMaxPooling1D()])
+    cf = nn.Sequential([L.MaxPooling1D(2, data_format="channels_first", input_shape=(4, 12)),
+                        L.AveragePooling1D(3, padding="same", data_format="channels_first"),
+                        L.GlobalMaxPooling1D(data_format="channels_first")])
+    assert cf.layers[1].output_shape == (4, 2)
+    np.testing.assert_allclose(cf.predict(np.ascontiguousarray(x.transpose(0, 2, 1)), verbose=0),
+                               cl.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+
+
 def test_fit_bitwise_1_vs_2_threads(force_threads, rng):
     x, y = bars(96, rng, size=12)
 

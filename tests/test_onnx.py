@@ -95,6 +95,16 @@ def test_cnn_channels_first_and_global_pooling():
         _check(model, _x(2, 3, 11, 10))
 
 
+@pytest.mark.skipif(not _has("Conv2D", "MaxPooling2D"), reason="conv layers not available")
+def test_cnn_channels_first_pooling_flatten():
+    for gp in (L.GlobalAveragePooling2D(data_format="channels_first"),
+               L.GlobalMaxPooling2D(keepdims=True, data_format="channels_first"), L.Flatten(data_format="channels_first")):
+        model = nn.Sequential([L.Conv2D(4, 3, data_format="channels_first", padding="same", input_shape=(3, 11, 10)),
+                               L.MaxPooling2D(2, padding="same", data_format="channels_first"),
+                               L.AveragePooling2D((2, 1), data_format="channels_first"), gp, L.Flatten(), L.Dense(2)])
+        _check(model, _x(2, 3, 11, 10))
+
+
 @pytest.mark.skipif(not _has("Conv1D", "MaxPooling1D", "GlobalMaxPooling1D"), reason="conv layers not available")
 def test_conv1d_causal_dilated_pooling_reshape():
     model = nn.Sequential([L.Conv1D(4, 3, padding="causal", dilation_rate=2, activation="elu", input_shape=(12, 3)),

@@ -1,6 +1,7 @@
 """MaxPooling1D/2D, AveragePooling1D/2D, GlobalAveragePooling1D/2D, GlobalMaxPooling1D/2D with
 Keras's names and defaults (strides default to pool_size; 'same' pads without counting padded
-positions). Computation: pool2d / global_pool engine nodes on NHWC (1-D pooling is H = 1)."""
+positions). Computation: pool2d / global_pool engine nodes on NHWC (1-D pooling is H = 1);
+data_format='channels_first' transposes at the layer boundary, as Conv2D does."""
 from .. import _kernels as K
 from ..ops.conv import _padding, _tuple, conv_output_length
 from .base import Layer, _default_name
@@ -19,6 +20,13 @@ __all__ = ["MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D
            "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D"]
 
 
+def _split_channels(data_format, shape):
+    """(spatial sizes, channels) of a per-sample shape in either data format."""
+    if data_format == "channels_first":
+        return tuple(shape[1:]), shape[0]
+    return tuple(shape[:-1]), shape[-1]
+
+
 class _Pool(Layer):
     rank = 2
     is_max = True
@@ -31,8 +39,6 @@ class _Pool(Layer):
         self.strides = self.pool_size if strides is None else _tuple(strides, self.rank, f"{cls}: strides")
         self.padding = _padding(padding)
         self.data_format = _data_format(data_format)
-        if self.data_format != "channels_last":
-            raise ValueError(f"{cls}: only data_format='channels_last' is supported")
         n = 1
         for p in self.pool_size:
             n *= p
@@ -44,7 +50,7 @@ class _Pool(Layer):
         if len(input_shape) != self.rank + 1:
             raise ValueError(f"{cls} {self.name!r} expects inputs of rank {self.rank + 2}, got "
                              f"input shape (None, {', '.join(map(str, input_shape))})")
-        spatial, C = input_shape[:-1], input_shape[-1]
+        spatial, C = _split_channels(self.data_format, input_shape)
         outs, pads = [], []
         for n, k, s in zip(spatial, self.pool_size, self.strides):
             try:
@@ -59,13 +65,18 @@ class _Pool(Layer):
         else:
             geom = (spatial[0], spatial[1], C, self.pool_size[0], self.pool_size[1],
                     self.strides[0], self.strides[1], pads[0], pads[1], outs[0], outs[1])
-        return geom, tuple(outs) + (C,)
+        return geom, ((C,) + tuple(outs) if self.data_format == "channels_first" else tuple(outs) + (C,))
 
     def compute_output_shape(self, input_shape):
         return self._geom(input_shape)[1]
 
     def make_nodes(self, input_shape, params, grads):
-        return [K.pool2d_node(self._geom(input_shape)[0], self.is_max)]
+        geom, _ = self._geom(input_shape)
+        node = K.pool2d_node(geom, self.is_max)
+        if self.data_format == "channels_last":
+            return [node]
+        C, S_in, S_out = geom[2], geom[0] * geom[1], geom[9] * geom[10]
+        return [K.transpose_node(C, S_in, 1), node, K.transpose_node(S_out, C, 1)]
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
@@ -106,8 +117,6 @@ class _GlobalPool(Layer):
         _keras_name(self, kwargs)
         super().__init__(**kwargs)
         self.data_format = _data_format(data_format)
-        if self.data_format != "channels_last":
-            raise ValueError(f"{type(self).__name__}: only data_format='channels_last' is supported")
         self.keepdims = bool(keepdims)
 
     def _check(self, input_shape):
@@ -117,14 +126,19 @@ class _GlobalPool(Layer):
 
     def compute_output_shape(self, input_shape):
         self._check(input_shape)
-        return (1,) * self.rank + (input_shape[-1],) if self.keepdims else (input_shape[-1],)
+        C = _split_channels(self.data_format, input_shape)[1]
+        if not self.keepdims:
+            return (C,)
+        return (C,) + (1,) * self.rank if self.data_format == "channels_first" else (1,) * self.rank + (C,)
 
     def make_nodes(self, input_shape, params, grads):
         self._check(input_shape)
+        spatial, C = _split_channels(self.data_format, input_shape)
         S = 1
-        for s in input_shape[:-1]:
+        for s in spatial:
             S *= s
-        return [K.global_pool_node(S, input_shape[-1], self.is_max)]
+        node = K.global_pool_node(S, C, self.is_max)
+        return [node] if self.data_format == "channels_last" else [K.transpose_node(C, S, 1), node]
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}

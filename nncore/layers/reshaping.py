@@ -1,24 +1,33 @@
 """Flatten and Reshape: per-sample vectors are already flat in the engine, so these layers only
-change the shape bookkeeping and make no node."""
+change the shape bookkeeping and make no node (except Flatten of channels_first data, one
+transpose)."""
+from .. import _kernels as K
 from .base import Layer
+from .conv import _data_format
 
 __all__ = ["Flatten", "Reshape"]
 
 
 class Flatten(Layer):
-    """(batch, d1, d2, ...) -> (batch, d1*d2*...), row-major (channels_last order, as Keras)."""
+    """(batch, d1, d2, ...) -> (batch, d1*d2*...), row-major. As in Keras, data_format=
+    'channels_first' moves the channel axis last before flattening, so that the Dense weights
+    after it are the same for a model in either data format."""
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        if data_format not in (None, "channels_last"):
-            raise ValueError("Flatten: only data_format='channels_last' is supported")
-        self.data_format = "channels_last"
+        self.data_format = _data_format(data_format)
 
     def compute_output_shape(self, input_shape):
         n = 1
         for s in input_shape:
             n *= s
         return (n,)
+
+    def make_nodes(self, input_shape, params, grads):
+        if self.data_format == "channels_last" or len(input_shape) < 2:
+            return []
+        C, S = input_shape[0], self.compute_output_shape(input_shape)[0] // input_shape[0]
+        return [K.transpose_node(C, S, 1)]
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format}
