@@ -307,6 +307,12 @@ A void FN(nnc_rnn_lstm_bwd)(int64_t rows, int64_t H, int act, int ract, const fl
                             const float *restrict cp, const float *restrict tc,
                             const float *restrict dh, const float *restrict dy, int64_t ldy,
                             float *restrict dc, float *restrict dg) {
+#ifdef NNC_RNN_LSTM_BWD_TS
+    if (act == T_ && ract == S_) {
+        NNC_RNN_LSTM_BWD_TS(rows, H, g, cp, tc, dh, dy, ldy, dc, dg);
+        return;
+    }
+#endif
     if (act == T_ && ract == S_) FN(lstm_bwd_body)(rows, H, T_, S_, g, cp, tc, dh, dy, ldy, dc, dg);
     else FN(lstm_bwd_body)(rows, H, act, ract, g, cp, tc, dh, dy, ldy, dc, dg);
 }

@@ -34,6 +34,46 @@ static NNC_TARGET_AVX512 void lstm_fwd_ts__avx512(int64_t rows, int64_t H, float
     }
 }
 
+/* Backward of the step above (tanh / sigmoid): the derivatives come from the stored activations,
+ * so there is no transcendental; one pass over 16 units at a time, masked tails. dy may be NULL. */
+static NNC_TARGET_AVX512 void lstm_bwd_ts__avx512(int64_t rows, int64_t H, const float *restrict g,
+                                                  const float *restrict cp,
+                                                  const float *restrict tc,
+                                                  const float *restrict dh,
+                                                  const float *restrict dy, int64_t ldy,
+                                                  float *restrict dc, float *restrict dg) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *gi = g + r * 4 * H, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
+        const float *cpr = cp + r * H, *tcr = tc + r * H, *dhr = dh + r * H;
+        const float *dyr = dy ? dy + r * ldy : NULL;
+        float *dcr = dc + r * H;
+        float *di = dg + r * 4 * H, *df = di + H, *dgg = di + 2 * H, *dout = di + 3 * H;
+        for (int64_t j = 0; j < H; j += 16) {
+            __mmask16 m = H - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (H - j)) - 1);
+            __m512 dhv = _mm512_maskz_loadu_ps(m, dhr + j);
+            if (dyr) dhv = _mm512_add_ps(dhv, _mm512_maskz_loadu_ps(m, dyr + j));
+            __m512 i = _mm512_maskz_loadu_ps(m, gi + j), f = _mm512_maskz_loadu_ps(m, gf + j);
+            __m512 u = _mm512_maskz_loadu_ps(m, gg + j), o = _mm512_maskz_loadu_ps(m, go + j);
+            __m512 t = _mm512_maskz_loadu_ps(m, tcr + j);
+            __m512 ho = _mm512_mul_ps(dhv, o);
+            /* dc_t = dc + dh o (1 - t^2) */
+            __m512 dcv = _mm512_fmadd_ps(ho, _mm512_fnmadd_ps(t, t, one), _mm512_maskz_loadu_ps(m, dcr + j));
+            /* sigmoid' = s (1 - s), tanh' = 1 - u^2 */
+            _mm512_mask_storeu_ps(dout + j, m,
+                                  _mm512_mul_ps(_mm512_mul_ps(dhv, t), _mm512_fnmadd_ps(o, o, o)));
+            _mm512_mask_storeu_ps(di + j, m,
+                                  _mm512_mul_ps(_mm512_mul_ps(dcv, u), _mm512_fnmadd_ps(i, i, i)));
+            _mm512_mask_storeu_ps(dgg + j, m,
+                                  _mm512_mul_ps(_mm512_mul_ps(dcv, i), _mm512_fnmadd_ps(u, u, one)));
+            _mm512_mask_storeu_ps(df + j, m,
+                                  _mm512_mul_ps(_mm512_mul_ps(dcv, _mm512_maskz_loadu_ps(m, cpr + j)),
+                                                _mm512_fnmadd_ps(f, f, f)));
+            _mm512_mask_storeu_ps(dcr + j, m, _mm512_mul_ps(dcv, f));
+        }
+    }
+}
+
 static NNC_TARGET_AVX512 void gru_fwd_ts__avx512(int64_t rows, int64_t H, float *restrict g,
                                                  const float *restrict gh,
                                                  const float *restrict hp, float *restrict ghh,
@@ -63,6 +103,7 @@ static NNC_TARGET_AVX512 void gru_fwd_ts__avx512(int64_t rows, int64_t H, float 
 }
 
 #define NNC_RNN_LSTM_FWD_TS lstm_fwd_ts__avx512
+#define NNC_RNN_LSTM_BWD_TS lstm_bwd_ts__avx512
 #define NNC_RNN_GRU_FWD_TS gru_fwd_ts__avx512
 #define NNC_RNN_ATTR NNC_TARGET_AVX512
 #define NNC_RNN_FN(name) name##__avx512
