@@ -189,9 +189,25 @@ static int pack_backward(nnc_conv2d *c) {
     return st;
 }
 
+/* d[0:n] = s[0:n] for the runs of im2col (KW*C or C floats, a few hundred bytes): inlined and
+ * vectorised for the ISA of its caller; a libc memcpy call per run cost more than the copy
+ * (measured: 11% of a stride-2 32-channel forward). */
+#if defined(__GNUC__)
+typedef float nnc_v16f_u __attribute__((vector_size(64), aligned(4), may_alias));
+static inline __attribute__((always_inline)) void copy_run(float *restrict d,
+                                                           const float *restrict s, int64_t n) {
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) *(nnc_v16f_u *)(d + j) = *(const nnc_v16f_u *)(s + j);
+    if (j < n) memcpy(d + j, s + j, (size_t)(n - j) * sizeof(float));
+}
+#else
+#define copy_run(d, s, n) memcpy((d), (s), (size_t)(n) * sizeof(float))
+#endif
+
 /* col[i, :] = the receptive field of output pixel p0 + i (rows of Kc floats, zeros for padding). */
-static void im2col_rows(const nnc_conv2d_geom *g, const float *x, int64_t p0, int64_t rows,
-                        float *col) {
+static inline __attribute__((always_inline)) void im2col_body(const nnc_conv2d_geom *g,
+                                                             const float *x, int64_t p0,
+                                                             int64_t rows, float *col) {
     const int64_t H = g->H, W = g->W, C = g->C, KH = g->KH, KW = g->KW;
     const int64_t OHW = g->OH * g->OW, runlen = KW * C, Kc = KH * KW * C;
     int64_t n = p0 / OHW, r = p0 % OHW, oh = r / g->OW, ow = r % g->OW;
@@ -209,12 +225,12 @@ static void im2col_rows(const nnc_conv2d_geom *g, const float *x, int64_t p0, in
             }
             const float *xr = xn + ih * W * C;
             if (full_w) {
-                memcpy(d, xr + iw0 * C, (size_t)runlen * sizeof(float));
+                copy_run(d, xr + iw0 * C, runlen);
             } else {
                 for (int64_t kw = 0; kw < KW; kw++) {
                     const int64_t iw = iw0 + kw * g->dw;
                     if (iw < 0 || iw >= W) memset(d + kw * C, 0, (size_t)C * sizeof(float));
-                    else memcpy(d + kw * C, xr + iw * C, (size_t)C * sizeof(float));
+                    else copy_run(d + kw * C, xr + iw * C, C);
                 }
             }
         }
@@ -226,6 +242,30 @@ static void im2col_rows(const nnc_conv2d_geom *g, const float *x, int64_t p0, in
             }
         }
     }
+}
+
+static void im2col_generic(const nnc_conv2d_geom *g, const float *x, int64_t p0, int64_t rows,
+                           float *col) {
+    im2col_body(g, x, p0, rows, col);
+}
+#if NNC_X86
+NNC_TARGET_AVX2 static void im2col_avx2(const nnc_conv2d_geom *g, const float *x, int64_t p0,
+                                        int64_t rows, float *col) {
+    im2col_body(g, x, p0, rows, col);
+}
+NNC_TARGET_AVX512 static void im2col_avx512(const nnc_conv2d_geom *g, const float *x, int64_t p0,
+                                            int64_t rows, float *col) {
+    im2col_body(g, x, p0, rows, col);
+}
+#endif
+
+static void im2col_rows(const nnc_conv2d_geom *g, const float *x, int64_t p0, int64_t rows,
+                        float *col) {
+#if NNC_X86
+    if (nnc_isa() == NNC_ISA_AVX512) return im2col_avx512(g, x, p0, rows, col);
+    if (nnc_isa() == NNC_ISA_AVX2) return im2col_avx2(g, x, p0, rows, col);
+#endif
+    im2col_generic(g, x, p0, rows, col);
 }
 
 /* y [P x F] for the conv of geometry g with the packed kernel; pointwise is handled by callers. */
