@@ -126,8 +126,9 @@ def step_cases(b, kind, B=64, H=128, F=32):
             torch.nn.functional.mse_loss(net(xt)[0][:, -1], tt).backward()
 
     name = f"{kind} one step B{B} H{H} F{F}"
+    X, Y, _ = m._prepare_data(x, t)  # weight gradients only, as in stack_cases
     b.case(name + " fwd", lambda: m.predict_on_batch(x), numpy=lambda: npm.forward(x), torch=tf)
-    b.case(name + " fwd+bwd", lambda: m._gradients(x, t), numpy=np_fb, torch=tfb)
+    b.case(name + " fwd+bwd", lambda: m._seq.gradients(X, Y, None, None), numpy=np_fb, torch=tfb)
 
 
 def epoch_case(b, kind, n=5000, T=30, F=8, epochs=3):

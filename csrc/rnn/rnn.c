@@ -231,7 +231,8 @@ static int fwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
     float *hn = r->hs.p + (row + B) * H;
     int st = 0;
     /* h_{-1} = 0: g_t already holds x W + b, which is all LSTM, SimpleRNN and the first GRU
-     * (reset_after=False) product need; the GRU candidate's r * h_{-1} is 0 as well. */
+     * (reset_after=False) product need; the GRU candidate's r * h_{-1} is 0 as well, and GRU
+     * reset_after's recurrent projection is its bias. */
     const int zero = t == 0 && r->h0zero;
     if (r->rmask) {
         float *m = r->hm.p + row * H;
@@ -254,7 +255,13 @@ static int fwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
         if (r->d.reset_after) {
             float *gh = r->gh.p + r0 * GH;
             nnc_epilogue ep = {r->b ? r->b + GH : NULL, NNC_ACT_LINEAR, 0.f};
-            st = nnc_sgemm_packed(0, nr, GH, H, 1.0f, hp, H, r->Up, 0.0f, gh, GH, &ep, nth);
+            if (zero) /* h_{-1} U + b_h = b_h */
+                for (int64_t i = 0; i < nr; i++) {
+                    if (r->b) memcpy(gh + i * GH, r->b + GH, (size_t)GH * sizeof(float));
+                    else memset(gh + i * GH, 0, (size_t)GH * sizeof(float));
+                }
+            else
+                st = nnc_sgemm_packed(0, nr, GH, H, 1.0f, hp, H, r->Up, 0.0f, gh, GH, &ep, nth);
             k->gru_fwd(nr, H, act, ract, g_t, gh, hp, r->aux.p + row * H, hn);
         } else {
             float *rh = r->aux.p + row * H;
