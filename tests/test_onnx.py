@@ -103,6 +103,10 @@ def test_cnn_channels_first_pooling_flatten():
                                L.MaxPooling2D(2, padding="same", data_format="channels_first"),
                                L.AveragePooling2D((2, 1), data_format="channels_first"), gp, L.Flatten(), L.Dense(2)])
         _check(model, _x(2, 3, 11, 10))
+    model = nn.Sequential([L.MaxPooling1D(2, data_format="channels_first", input_shape=(3, 12)),
+                           L.AveragePooling1D(3, padding="same", data_format="channels_first"),
+                           L.GlobalMaxPooling1D(data_format="channels_first"), L.Dense(2)])
+    _check(model, _x(4, 3, 12))
 
 
 @pytest.mark.skipif(not _has("Conv1D", "MaxPooling1D", "GlobalMaxPooling1D"), reason="conv layers not available")
