@@ -324,11 +324,12 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
     const int64_t nch = rnn_chunks(B), tc = rnn_tchunk(B, GH);
     const double flops = 2.0 * (double)TB * H * GH;
     nnc_epilogue ep = {r->b, NNC_ACT_LINEAR, 0.f};
-    if (nch > 1) {
+    const int nt = nch > 1 ? nnc_threads_for(flops, nch) : 1;
+    if (nt > 1) {
         /* One parallel region for the whole sequence (no fork/join per chunk): per chunk the
          * projection in nch row blocks, then every batch chunk's recurrence on one thread. The
-         * blocks depend only on B, and GEMM rows never depend on how M is split. */
-        int nt = nnc_threads_for(flops, nch);
+         * blocks depend only on B, and GEMM rows never depend on how M is split. (On one thread
+         * the loop below does the same rows with whole-batch calls.) */
 #pragma omp parallel num_threads(nt)
         for (int64_t t0 = 0; t0 < T; t0 += tc) {
             const int64_t t1 = NNC_MIN(T, t0 + tc), m = (t1 - t0) * B;
@@ -347,7 +348,7 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
         }
         if (st) return st;
     }
-    for (int64_t t0 = 0; t0 < T && !st && nch == 1; t0 += tc) {
+    for (int64_t t0 = 0; t0 < T && !st && nt == 1; t0 += tc) {
         const int64_t t1 = NNC_MIN(T, t0 + tc);
         st = nnc_sgemm(0, 0, (t1 - t0) * B, GH, I, 1.0f, xt + t0 * B * I, I, r->W, GH, 0.0f,
                        r->g.p + t0 * B * GH, GH, r->b ? &ep : NULL, 0);
@@ -390,6 +391,16 @@ static float *db_part(nnc_rnn *r, int64_t chunk) {
     return (float *)((double *)r->dbacc.p + 2 * r->GH) + chunk * 2 * r->GH;
 }
 
+/* Rows [r0, r0 + nr) of a step's gate gradients (x) into the partial sums of the batch chunks
+ * they belong to (off: 0 for dg, GH for GRU reset_after's dgh). */
+static void db_rows(nnc_rnn *r, const float *x, int64_t r0, int64_t nr, int64_t off) {
+    const int64_t B = r->B, GH = r->GH, nch = rnn_chunks(B);
+    for (int64_t c = 0; c < nch; c++) {
+        const int64_t lo = NNC_MAX(r0, c * B / nch), hi = NNC_MIN(r0 + nr, (c + 1) * B / nch);
+        if (hi > lo) rnn_rowsum(x + (lo - r0) * GH, hi - lo, GH, db_part(r, c) + off);
+    }
+}
+
 static void db_flush(nnc_rnn *r, double *acc, int64_t nch, int64_t nb) {
     for (int64_t c = 0; c < nch; c++) {
         float *part = db_part(r, c);
@@ -403,7 +414,7 @@ static void db_flush(nnc_rnn *r, double *acc, int64_t nch, int64_t nb) {
 /* One backward step t for rows [r0, r0 + nr): consumes dh (gradient w.r.t. h_t, without dy),
  * writes dg[t] and the gradient w.r.t. h_{t-1} into dhn. */
 static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0, int64_t nr,
-                    const float *dyseq, int64_t dg_row0, float *dbp, int nth) {
+                    const float *dyseq, int64_t dg_row0, int want_db, int nth) {
     const int64_t B = r->B, T = r->T, H = r->H, GH = r->GH;
     const int act = r->d.act, ract = r->d.rec_act;
     const int64_t row = t * B + r0;
@@ -436,7 +447,7 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
             if (!last)
                 st = nnc_sgemm_packed(0, nr, H, GH, 1.0f, dgh_t, GH, r->UTp, 1.0f, dhn, H, NULL,
                                       nth);
-            if (dbp) rnn_rowsum(dgh_t, nr, GH, dbp + GH);
+            if (want_db) db_rows(r, dgh_t, r0, nr, GH);
         } else {
             float *drh = r->drh.p + r0 * H;
             k->gru2_bwd1(nr, H, act, ract, g_t, hp, dh, dy, ldy, dg_t, dhn);
@@ -448,7 +459,7 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
                                        NULL, nth);
         }
     }
-    if (dbp) rnn_rowsum(dg_t, nr, GH, dbp);
+    if (want_db) db_rows(r, dg_t, r0, nr, 0);
     if (r->rmask && !last) { /* the cell saw h_{t-1} * mask */
         const float *rm = r->rmask + r0 * H;
         for (int64_t i = 0; i < nr * H; i++) dhn[i] *= rm[i];
@@ -547,11 +558,12 @@ int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float 
     }
     double *dba = db ? dbacc : NULL;
     r->no_dh0 = dh0 == NULL;
-    if (nch > 1) {
+    const int nt = nch > 1 ? nnc_threads_for(flops, nch) : 1;
+    if (nt > 1) {
         /* One parallel region for the whole sequence: per chunk every batch chunk's recurrence on
-         * one thread, then the two weight-gradient tasks side by side, each single-threaded (so
-         * their arithmetic is the same for any thread count). */
-        int nt = nnc_threads_for(flops, nch);
+         * one thread, then the two weight-gradient tasks side by side, each single-threaded
+         * (a GEMM column does not depend on how N is split, so the whole-batch loop below that
+         * one thread runs gives the same bits). */
 #pragma omp parallel num_threads(nt)
         for (int64_t t1 = T; t1 > 0; t1 = ((t1 - 1) / tc) * tc) {
             const int64_t t0 = ((t1 - 1) / tc) * tc;
@@ -559,8 +571,7 @@ int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float 
             for (int64_t c = 0; c < nch; c++) {
                 int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
                 for (int64_t t = t1 - 1; t >= t0; t--)
-                    RNN_ERR(st, bwd_step(r, k, t, r0, r1 - r0, dyseq, t0 * B,
-                                         db ? db_part(r, c) : NULL, 1));
+                    RNN_ERR(st, bwd_step(r, k, t, r0, r1 - r0, dyseq, t0 * B, db != NULL, 1));
             }
 #pragma omp for schedule(static)
             for (int task = 0; task < 2; task++)
@@ -570,7 +581,7 @@ int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float 
         for (int64_t t1 = T; t1 > 0 && !st; t1 = ((t1 - 1) / tc) * tc) {
             const int64_t t0 = ((t1 - 1) / tc) * tc;
             for (int64_t t = t1 - 1; t >= t0 && !st; t--)
-                st = bwd_step(r, k, t, 0, B, dyseq, t0 * B, db ? db_part(r, 0) : NULL, 0);
+                st = bwd_step(r, k, t, 0, B, dyseq, t0 * B, db != NULL, 0);
             if (!st) st = chunk_grads(r, -1, t0, t1, dW, dU, dba, dx != NULL, 0);
         }
     }
