@@ -306,7 +306,8 @@ def test_conv2d_winograd_is_used_and_matches_im2col(isa, rng, case):
 
 @pytest.mark.parametrize("case", [
     (6, 30, 30, 32, 48, "valid"),   # many chunks: threads take whole chunks
-    (1, 6, 7, 16, 40, "same"),      # one chunk: the GEMMs split columns
+    (1, 6, 7, 16, 40, "same"),      # one chunk: the GEMMs split columns; dW by filter blocks
+    (2, 6, 6, 40, 16, "valid"),     # dW by channel blocks (C > F)
 ])
 def test_conv2d_winograd_threads_bitwise(isa, force_threads, rng, case):
     N, H, W, C, F, pad = case

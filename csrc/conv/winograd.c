@@ -358,8 +358,10 @@ int nnc_wino_forward(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x
  * dU[xi] = sum over tiles of V[xi]^T dM[xi], dM_t = A dY_t A^T (the 2x2 output gradient of tile
  * t, zero where cropped, spread to 4x4), then dW = G^T dU G. dM is stored pad32(F) wide with
  * zero columns so the TN GEMMs use it in place (no edge packing, no scratch). Chunks are
- * summed in order (beta = 1 after the first); threads own row blocks of dU (channels), each
- * transforming its own channels of x and all of dz, so no sum depends on the thread count. */
+ * summed in order (beta = 1 after the first); threads own blocks of dU along its wider side:
+ * column blocks (filters: each transforms all of x and its filters of dz) when F >= C, else row
+ * blocks (channels: its channels of x and all of dz), so the transform done twice is the
+ * smaller one and no sum depends on the thread count. */
 
 #define DM_BODY(T, LD, ST, f)                                                                  \
     {                                                                                          \
@@ -377,10 +379,12 @@ int nnc_wino_forward(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x
         ST(q + 14 * xs + f, r30 - r31); ST(q + 15 * xs + f, -r31);                             \
     }
 
-/* dM rows of a chunk (all F columns, pad columns zeroed) and V rows for channels [c0, c1). */
+/* dM rows of a chunk for filters [f0, f1) (f0 a multiple of 32; pad columns zeroed when f1 = F)
+ * and V rows for channels [c0, c1). */
 static inline __attribute__((always_inline)) void dw_chunk(const wino_job *j, const float *dz,
                                                            int64_t t0, int64_t rows, int64_t c0,
-                                                           int64_t c1, float *V, float *DM,
+                                                           int64_t c1, int64_t f0, int64_t f1,
+                                                           float *V, float *DM,
                                                            const float *zero) {
     const nnc_conv2d_geom *g = j->g;
     const int64_t H = g->H, W = g->W, C = g->C, F = g->F, Fp = pad32(F);
@@ -404,48 +408,52 @@ static inline __attribute__((always_inline)) void dw_chunk(const wino_job *j, co
                 py[a * 2 + b] = (oh + a < OH && ow + b < OW) ? dzn + ((oh + a) * OW + ow + b) * F
                                                             : zero;
         float *q = DM + r * Fp;
-        const int64_t xs = j->RT * Fp;
-        int64_t f = 0;
-        for (; f + 16 <= F; f += 16) DM_BODY(vf16, VLD, VST, f)
-        for (; f < F; f++) DM_BODY(float, SLD, SST, f)
-        for (; f < Fp; f++)
+        const int64_t xs = j->RT * Fp, fe = f1 == F ? Fp : f1;
+        int64_t f = f0;
+        for (; f + 16 <= f1; f += 16) DM_BODY(vf16, VLD, VST, f)
+        for (; f < f1; f++) DM_BODY(float, SLD, SST, f)
+        for (; f < fe; f++)
             for (int xi = 0; xi < 16; xi++) q[xi * xs + f] = 0.f;
     }
 }
 
 static void dw_chunk_generic(const wino_job *j, const float *dz, int64_t t0, int64_t rows,
-                             int64_t c0, int64_t c1, float *V, float *DM, const float *zero) {
-    dw_chunk(j, dz, t0, rows, c0, c1, V, DM, zero);
+                             int64_t c0, int64_t c1, int64_t f0, int64_t f1, float *V, float *DM,
+                             const float *zero) {
+    dw_chunk(j, dz, t0, rows, c0, c1, f0, f1, V, DM, zero);
 }
 #if NNC_X86
 NNC_TARGET_AVX2 static void dw_chunk_avx2(const wino_job *j, const float *dz, int64_t t0,
-                                          int64_t rows, int64_t c0, int64_t c1, float *V,
-                                          float *DM, const float *zero) {
-    dw_chunk(j, dz, t0, rows, c0, c1, V, DM, zero);
+                                          int64_t rows, int64_t c0, int64_t c1, int64_t f0,
+                                          int64_t f1, float *V, float *DM, const float *zero) {
+    dw_chunk(j, dz, t0, rows, c0, c1, f0, f1, V, DM, zero);
 }
 NNC_TARGET_AVX512 static void dw_chunk_avx512(const wino_job *j, const float *dz, int64_t t0,
-                                              int64_t rows, int64_t c0, int64_t c1, float *V,
-                                              float *DM, const float *zero) {
-    dw_chunk(j, dz, t0, rows, c0, c1, V, DM, zero);
+                                              int64_t rows, int64_t c0, int64_t c1, int64_t f0,
+                                              int64_t f1, float *V, float *DM,
+                                              const float *zero) {
+    dw_chunk(j, dz, t0, rows, c0, c1, f0, f1, V, DM, zero);
 }
 #endif
 
 typedef void (*dw_fn)(const wino_job *, const float *, int64_t, int64_t, int64_t, int64_t,
-                      float *, float *, const float *);
+                      int64_t, int64_t, float *, float *, const float *);
 
-/* Channels [c0, c1) of dW: all chunks in order, then dW = G^T dU G. */
-static int dw_rows(const nnc_wino *w, const wino_job *j, dw_fn fd, const float *dz,
-                   int64_t tiles, int64_t c0, int64_t c1, float *s, float *dw) {
+/* Block [c0, c1) x [f0, f1) of dW: all chunks in order, then dW = G^T dU G. */
+static int dw_block(const nnc_wino *w, const wino_job *j, dw_fn fd, const float *dz,
+                    int64_t tiles, int64_t c0, int64_t c1, int64_t f0, int64_t f1, float *s,
+                    float *dw) {
     const int64_t C = w->C, F = w->F, Fp = pad32(F), RT = j->RT;
+    const int64_t fe = f1 == F ? Fp : f1; /* GEMM columns, pad included at the end */
     float *V = s, *DM = s + 16 * RT * C, *zero = DM + 16 * RT * Fp;
-    if (c1 <= c0) return 0;
+    if (c1 <= c0 || f1 <= f0) return 0;
     for (int64_t t0 = 0; t0 < tiles; t0 += RT) {
         const int64_t rows = NNC_MIN(RT, tiles - t0);
-        fd(j, dz, t0, rows, c0, c1, V, DM, zero);
+        fd(j, dz, t0, rows, c0, c1, f0, f1, V, DM, zero);
         for (int xi = 0; xi < 16; xi++) {
-            int st = nnc_sgemm(1, 0, c1 - c0, Fp, rows, 1.f, V + xi * RT * C + c0, C,
-                               DM + xi * RT * Fp, Fp, t0 == 0 ? 0.f : 1.f,
-                               w->du + (xi * C + c0) * Fp, Fp, NULL, 1);
+            int st = nnc_sgemm(1, 0, c1 - c0, fe - f0, rows, 1.f, V + xi * RT * C + c0, C,
+                               DM + xi * RT * Fp + f0, Fp, t0 == 0 ? 0.f : 1.f,
+                               w->du + (xi * C + c0) * Fp + f0, Fp, NULL, 1);
             if (st) return st;
         }
     }
@@ -456,7 +464,7 @@ static int dw_rows(const nnc_wino *w, const wino_job *j, dw_fn fd, const float *
         for (int a = 0; a < 3; a++)
             for (int b = 0; b < 3; b++) {
                 float *d = dw + ((a * 3 + b) * C + c) * F;
-                for (int64_t f = 0; f < F; f++) {
+                for (int64_t f = f0; f < f1; f++) {
                     float acc = 0.f;
                     for (int i = 0; i < 4; i++) {
                         const float *u = w->du + i * 4 * CFp + c * Fp + f;
@@ -487,9 +495,10 @@ int nnc_wino_backward_weights(const nnc_wino *w, const nnc_conv2d_geom *g, const
     const size_t per = nnc_wino_scratch(g);
     const int64_t tiles = N * j.TH * j.TW, C = g->C;
     const int64_t zoff = 16 * j.RT * (C + pad32(g->F));
-    const int64_t blocks = (C + 7) / 8; /* threads own 8-channel blocks (one GEMM strip) */
+    /* threads own 32-filter blocks (one GEMM panel) or 8-channel blocks (one GEMM strip) */
+    const int64_t F = g->F, by_f = F >= C, blocks = by_f ? pad32(F) / 32 : (C + 7) / 8;
     int T = nthreads > 0 ? nthreads
-                         : nnc_threads_for(2.0 * N * g->OH * g->OW * 9 * C * g->F, blocks);
+                         : nnc_threads_for(2.0 * N * g->OH * g->OW * 9 * C * F, blocks);
     if (T > blocks) T = (int)blocks;
     for (int t = 0; t < T; t++)
         memset(scratch + t * per + zoff, 0, (size_t)(per - zoff) * sizeof(float));
@@ -499,8 +508,11 @@ int nnc_wino_backward_weights(const nnc_wino *w, const nnc_conv2d_geom *g, const
 #pragma omp parallel num_threads(T)
         {
             const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            const int64_t c0 = blocks * t / nt * 8, c1 = NNC_MIN(C, blocks * (t + 1) / nt * 8);
-            int st = dw_rows(w, &j, fd, dz, tiles, c0, c1, scratch + (size_t)t * per, dw);
+            const int64_t b0 = blocks * t / nt, b1 = blocks * (t + 1) / nt;
+            int st = by_f ? dw_block(w, &j, fd, dz, tiles, 0, C, b0 * 32, NNC_MIN(F, b1 * 32),
+                                     scratch + (size_t)t * per, dw)
+                          : dw_block(w, &j, fd, dz, tiles, b0 * 8, NNC_MIN(C, b1 * 8), 0, F,
+                                     scratch + (size_t)t * per, dw);
             if (st) {
 #pragma omp atomic write
                 status = st;
@@ -509,5 +521,5 @@ int nnc_wino_backward_weights(const nnc_wino *w, const nnc_conv2d_geom *g, const
 #endif
         return status;
     }
-    return dw_rows(w, &j, fd, dz, tiles, 0, C, scratch, dw);
+    return dw_block(w, &j, fd, dz, tiles, 0, C, 0, F, scratch, dw);
 }
