@@ -33,8 +33,8 @@ except Exception:  # pragma: no cover
 import nncore as nn
 
 
-def median_time(fn, min_time=0.2, min_repeat=5, max_repeat=2000, warmup=2):
-    """Median seconds per call of fn(), repeating until min_time is spent."""
+def sample_times(fn, min_time=0.2, min_repeat=5, max_repeat=2000, warmup=2):
+    """Seconds per call of fn(), repeating until min_time is spent (a list)."""
     for _ in range(warmup):
         fn()
     times = []
@@ -43,7 +43,12 @@ def median_time(fn, min_time=0.2, min_repeat=5, max_repeat=2000, warmup=2):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return times
+
+
+def median_time(fn, min_time=0.2, min_repeat=5, max_repeat=2000, warmup=2):
+    """Median seconds per call of fn(), repeating until min_time is spent."""
+    return statistics.median(sample_times(fn, min_time, min_repeat, max_repeat, warmup))
 
 
 def fmt_time(s):
@@ -54,6 +59,9 @@ def fmt_time(s):
     if s < 1:
         return f"{s * 1e3:.2f}ms"
     return f"{s:.2f}s"
+
+
+ROUNDS = 3
 
 
 class Bench:
@@ -88,10 +96,18 @@ class Bench:
         return median_time(fn, min_time=self.min_time if min_time is None else min_time)
 
     def case(self, case, ours, numpy=None, torch=None, flops=None, note="", min_time=None):
-        """Times each given callable (None = peer absent) and records one row."""
-        t_ours = self.time(ours, min_time)
-        t_np = self.time(numpy, min_time) if numpy is not None else None
-        t_torch = self.time(torch, min_time) if (torch is not None and self.torch) else None
+        """Times each given callable (None = peer absent) and records one row. The engines take
+        turns in ROUNDS rounds and each median pools its rounds, so a machine whose speed drifts
+        during the case (a shared host) slows every engine alike instead of the one it caught."""
+        fns = {"ours": ours, "numpy": numpy, "torch": torch if self.torch else None}
+        fns = {k: f for k, f in fns.items() if f is not None}
+        per = (self.min_time if min_time is None else min_time) / ROUNDS
+        samples = {k: [] for k in fns}
+        for _ in range(ROUNDS):
+            for k, f in fns.items():
+                samples[k] += sample_times(f, per, min_repeat=2, warmup=1)
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        t_ours, t_np, t_torch = med["ours"], med.get("numpy"), med.get("torch")
         row = {"case": case, "threads": self.nt, "nncore_s": t_ours, "numpy_s": t_np, "torch_s": t_torch,
                "vs_numpy": (t_np / t_ours) if t_np else None,
                "vs_torch": (t_torch / t_ours) if t_torch else None, "note": note}
