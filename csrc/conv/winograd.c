@@ -27,10 +27,14 @@ struct nnc_wino {
     int64_t C, F;
     nnc_packed *u[16];
     float *stage; /* 16 x C x F: U before packing */
-    float *du;    /* 16 x C x pad32(F): the weight gradient in the Winograd domain */
+    float *du;    /* WINO_SLICES x 16 x C x pad32(F): weight gradient per image slice, Winograd domain */
 };
 
 static int64_t pad32(int64_t n) { return (n + 31) / 32 * 32; }
+
+/* The weight gradient's sum over images is cut into this many slices, fixed by the batch alone
+ * (min(N, WINO_SLICES)); see nnc_wino_backward_weights. */
+#define WINO_SLICES 2
 
 int nnc_wino_applies(const nnc_conv2d_geom *g) {
     return g->KH == 3 && g->KW == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
@@ -46,7 +50,7 @@ nnc_wino *nnc_wino_new(int64_t C, int64_t F) {
     int ok = 1;
     for (int i = 0; i < 16; i++) ok &= (w->u[i] = nnc_packed_new(C, F)) != NULL;
     w->stage = (float *)nnc_malloc((size_t)(16 * C * F) * sizeof(float));
-    w->du = (float *)nnc_malloc((size_t)(16 * C * pad32(F)) * sizeof(float));
+    w->du = (float *)nnc_malloc((size_t)(WINO_SLICES * 16 * C * pad32(F)) * sizeof(float));
     if (!ok || !w->stage || !w->du) {
         nnc_wino_free(w);
         return NULL;
@@ -358,10 +362,8 @@ int nnc_wino_forward(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x
  * dU[xi] = sum over tiles of V[xi]^T dM[xi], dM_t = A dY_t A^T (the 2x2 output gradient of tile
  * t, zero where cropped, spread to 4x4), then dW = G^T dU G. dM is stored pad32(F) wide with
  * zero columns so the TN GEMMs use it in place (no edge packing, no scratch). Chunks are
- * summed in order (beta = 1 after the first); threads own blocks of dU along its wider side:
- * column blocks (filters: each transforms all of x and its filters of dz) when F >= C, else row
- * blocks (channels: its channels of x and all of dz), so the transform done twice is the
- * smaller one and no sum depends on the thread count. */
+ * summed in order (beta = 1 after the first) within image slices fixed by the batch; how
+ * threads share the work is described at nnc_wino_backward_weights. */
 
 #define DM_BODY(T, LD, ST, f)                                                                  \
     {                                                                                          \
@@ -439,42 +441,53 @@ NNC_TARGET_AVX512 static void dw_chunk_avx512(const wino_job *j, const float *dz
 typedef void (*dw_fn)(const wino_job *, const float *, int64_t, int64_t, int64_t, int64_t,
                       int64_t, int64_t, float *, float *, const float *);
 
-/* Block [c0, c1) x [f0, f1) of dW: all chunks in order, then dW = G^T dU G. */
-static int dw_block(const nnc_wino *w, const wino_job *j, dw_fn fd, const float *dz,
-                    int64_t tiles, int64_t c0, int64_t c1, int64_t f0, int64_t f1, float *s,
-                    float *dw) {
+/* Block [c0, c1) x [f0, f1) of dU (du: one slice's buffer) over tiles [ta, tb): chunks of RT
+ * tiles from ta, in order. */
+static int du_block(const nnc_wino *w, const wino_job *j, dw_fn fd, const float *dz, int64_t ta,
+                    int64_t tb, int64_t c0, int64_t c1, int64_t f0, int64_t f1, float *s,
+                    float *du) {
     const int64_t C = w->C, F = w->F, Fp = pad32(F), RT = j->RT;
     const int64_t fe = f1 == F ? Fp : f1; /* GEMM columns, pad included at the end */
     float *V = s, *DM = s + 16 * RT * C, *zero = DM + 16 * RT * Fp;
     if (c1 <= c0 || f1 <= f0) return 0;
-    for (int64_t t0 = 0; t0 < tiles; t0 += RT) {
-        const int64_t rows = NNC_MIN(RT, tiles - t0);
+    for (int64_t t0 = ta; t0 < tb; t0 += RT) {
+        const int64_t rows = NNC_MIN(RT, tb - t0);
         fd(j, dz, t0, rows, c0, c1, f0, f1, V, DM, zero);
         for (int xi = 0; xi < 16; xi++) {
             int st = nnc_sgemm(1, 0, c1 - c0, fe - f0, rows, 1.f, V + xi * RT * C + c0, C,
-                               DM + xi * RT * Fp + f0, Fp, t0 == 0 ? 0.f : 1.f,
-                               w->du + (xi * C + c0) * Fp + f0, Fp, NULL, 1);
+                               DM + xi * RT * Fp + f0, Fp, t0 == ta ? 0.f : 1.f,
+                               du + (xi * C + c0) * Fp + f0, Fp, NULL, 1);
             if (st) return st;
         }
     }
-    /* dW[a][b] = sum_ij G[i][a] dU[i][j] G[j][b] */
-    static const float G[4][3] = {{1.f, 0.f, 0.f}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0.f, 0.f, 1.f}};
-    const int64_t CFp = C * Fp;
-    for (int64_t c = c0; c < c1; c++)
-        for (int a = 0; a < 3; a++)
-            for (int b = 0; b < 3; b++) {
-                float *d = dw + ((a * 3 + b) * C + c) * F;
-                for (int64_t f = f0; f < f1; f++) {
-                    float acc = 0.f;
-                    for (int i = 0; i < 4; i++) {
-                        const float *u = w->du + i * 4 * CFp + c * Fp + f;
-                        acc += G[i][a] * (G[0][b] * u[0] + G[1][b] * u[CFp] + G[2][b] * u[2 * CFp] +
-                                          G[3][b] * u[3 * CFp]);
-                    }
-                    d[f] = acc;
-                }
-            }
     return 0;
+}
+
+/* Channel c of dW: the slices' dU summed in slice order, then dW[a][b] = sum_ij G[i][a] dU[i][j]
+ * G[j][b]. */
+static void du_to_dw(const nnc_wino *w, int64_t S, int64_t c, float *dw) {
+    static const float G[4][3] = {{1.f, 0.f, 0.f}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0.f, 0.f, 1.f}};
+    const int64_t C = w->C, F = w->F, Fp = pad32(F), CFp = C * Fp;
+    float *du = w->du;
+    for (int64_t sl = 1; sl < S; sl++)
+        for (int xi = 0; xi < 16; xi++) {
+            float *d = du + xi * CFp + c * Fp;
+            const float *e = du + (sl * 16 + xi) * CFp + c * Fp;
+            for (int64_t f = 0; f < F; f++) d[f] += e[f];
+        }
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++) {
+            float *d = dw + ((a * 3 + b) * C + c) * F;
+            for (int64_t f = 0; f < F; f++) {
+                float acc = 0.f;
+                for (int i = 0; i < 4; i++) {
+                    const float *u = du + i * 4 * CFp + c * Fp + f;
+                    acc += G[i][a] * (G[0][b] * u[0] + G[1][b] * u[CFp] + G[2][b] * u[2 * CFp] +
+                                      G[3][b] * u[3 * CFp]);
+                }
+                d[f] = acc;
+            }
+        }
 }
 
 int nnc_wino_backward_weights(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x,
@@ -493,33 +506,59 @@ int nnc_wino_backward_weights(const nnc_wino *w, const nnc_conv2d_geom *g, const
     else if (nnc_isa() == NNC_ISA_AVX512) fd = dw_chunk_avx512;
 #endif
     const size_t per = nnc_wino_scratch(g);
-    const int64_t tiles = N * j.TH * j.TW, C = g->C;
-    const int64_t zoff = 16 * j.RT * (C + pad32(g->F));
-    /* threads own 32-filter blocks (one GEMM panel) or 8-channel blocks (one GEMM strip) */
-    const int64_t F = g->F, by_f = F >= C, blocks = by_f ? pad32(F) / 32 : (C + 7) / 8;
+    const int64_t TT = j.TH * j.TW, C = g->C, F = g->F;
+    const int64_t zoff = 16 * j.RT * (C + pad32(F));
+    /* S image slices, fixed by the batch: slice sl sums images [N sl / S, N (sl + 1) / S) into
+     * its own dU, and the slices are added in order before the output transform. With T <= S
+     * threads each takes whole slices, so a thread transforms and reads only its own images
+     * (the ones it also handled in the forward and dx passes, which split tiles the same way):
+     * no work is done twice and little data crosses cores. With T > S the threads of a slice
+     * own blocks of its dU along the wider side (32-filter panels or 8-channel strips), each
+     * transforming the smaller side in full. Every dU element sums the same chunks in the same
+     * order whatever the thread count. */
+    const int64_t S = NNC_MIN(N, WINO_SLICES);
+    const int64_t by_f = F >= C, blocks = by_f ? pad32(F) / 32 : (C + 7) / 8;
     int T = nthreads > 0 ? nthreads
-                         : nnc_threads_for(2.0 * N * g->OH * g->OW * 9 * C * F, blocks);
-    if (T > blocks) T = (int)blocks;
+                         : nnc_threads_for(2.0 * N * g->OH * g->OW * 9 * C * F, S * blocks);
+    if (T > S * blocks) T = (int)(S * blocks);
     for (int t = 0; t < T; t++)
         memset(scratch + t * per + zoff, 0, (size_t)(per - zoff) * sizeof(float));
-    if (T > 1) {
-        int status = 0;
+    int status = 0;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(T)
-        {
-            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            const int64_t b0 = blocks * t / nt, b1 = blocks * (t + 1) / nt;
-            int st = by_f ? dw_block(w, &j, fd, dz, tiles, 0, C, b0 * 32, NNC_MIN(F, b1 * 32),
-                                     scratch + (size_t)t * per, dw)
-                          : dw_block(w, &j, fd, dz, tiles, b0 * 8, NNC_MIN(C, b1 * 8), 0, F,
-                                     scratch + (size_t)t * per, dw);
+#pragma omp parallel num_threads(T) if (T > 1)
+#endif
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int t = 0, nt = 1;
+#endif
+        float *sc = scratch + (size_t)t * per;
+        for (int64_t sl = nt > S ? t % S : t; sl < S; sl += nt > S ? S : nt) {
+            int64_t b0 = 0, b1 = blocks;
+            if (nt > S) { /* threads t, t + S, ... share this slice */
+                const int64_t ns = (nt - sl + S - 1) / S, jt = t / S;
+                b0 = blocks * jt / ns;
+                b1 = blocks * (jt + 1) / ns;
+            }
+            const int64_t ta = N * sl / S * TT, tb = N * (sl + 1) / S * TT;
+            float *du = w->du + sl * 16 * C * pad32(F);
+            int st = by_f ? du_block(w, &j, fd, dz, ta, tb, 0, C, b0 * 32, NNC_MIN(F, b1 * 32),
+                                     sc, du)
+                          : du_block(w, &j, fd, dz, ta, tb, b0 * 8, NNC_MIN(C, b1 * 8), 0, F,
+                                     sc, du);
             if (st) {
+#ifdef _OPENMP
 #pragma omp atomic write
+#endif
                 status = st;
             }
         }
+#ifdef _OPENMP
+#pragma omp barrier
+#pragma omp for schedule(static)
 #endif
-        return status;
+        for (int64_t c = 0; c < C; c++) du_to_dw(w, S, c, dw);
     }
-    return dw_block(w, &j, fd, dz, tiles, 0, C, 0, F, scratch, dw);
+    return status;
 }
