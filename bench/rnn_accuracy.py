@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_rnn import our_stack, torch_stack  # noqa: E402
+from bench_rnn import our_stack, torch_stack, torch_trainer  # noqa: E402
 
 import nncore as nn  # noqa: E402
 
@@ -46,18 +46,10 @@ def main():
                 continue
             torch.manual_seed(seed)
             net = torch_stack(torch, kind, F, head=True)
-            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-            lossf = torch.nn.BCEWithLogitsLoss()
-            X, Y = torch.from_numpy(xtr), torch.from_numpy(ytr)
-            g = torch.Generator().manual_seed(seed)
+            epoch = torch_trainer(torch, net, xtr, ytr, seed)
             accs = []
             for _ in range(a.epochs):
-                perm = torch.randperm(n, generator=g)
-                for i in range(0, n, 32):
-                    idx = perm[i:i + 32]
-                    opt.zero_grad(set_to_none=True)
-                    lossf(net(X[idx]), Y[idx]).backward()
-                    opt.step()
+                epoch()
                 with torch.no_grad():
                     accs.append(float(((net(torch.from_numpy(xva)) > 0).numpy() == yva).mean()))
             res["torch"].append(accs)

@@ -564,13 +564,10 @@ int nnc_conv2d_backward_weights(nnc_conv2d *c, const float *x, const float *dz, 
         const int t = 0, nt = 1;
 #endif
         float *col = c->scratch + (size_t)t * c->rows_dw * Kc;
-        for (int64_t sl = nt > S ? t % S : t; sl < S; sl += nt > S ? S : nt) {
-            int64_t f0 = 0, f1 = F;
-            if (nt > S) { /* threads t, t + S, ... share this slice's columns */
-                const int64_t ns = (nt - sl + S - 1) / S, jt = t / S;
-                f0 = nb * jt / ns * 16;
-                f1 = NNC_MIN(F, nb * (jt + 1) / ns * 16);
-            }
+        for (int64_t sl = conv_slice_first(t, nt, S); sl < S; sl += conv_slice_step(nt, S)) {
+            int64_t b0, b1; /* 16-column blocks */
+            conv_slice_blocks(t, nt, S, sl, nb, &b0, &b1);
+            const int64_t f0 = b0 * 16, f1 = NNC_MIN(F, b1 * 16);
             const int64_t n0 = N * sl / S, n1 = N * (sl + 1) / S;
             int st = dw_columns(c, x + n0 * g->H * g->W * g->C, dz + n0 * OHW * F,
                                 (n1 - n0) * OHW, f0, f1, sl ? part + (sl - 1) * Kc * F : dw, col);

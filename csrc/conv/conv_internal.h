@@ -34,4 +34,21 @@ int nnc_smallc_applies(const nnc_conv2d_geom *g);
 int nnc_smallc_slices(int64_t N);
 int nnc_smallc_backward_weights(const nnc_conv2d_geom *g, const float *x, const float *dz,
                                 int64_t N, float *dw, float *scratch, int nthreads);
+
+/* How the weight gradients share work: the image sum is cut into S slices fixed by the batch.
+ * Thread t of nt visits slices conv_slice_first(t, nt, S), then every conv_slice_step(nt, S);
+ * with nt <= S it takes whole slices (blocks [0, blocks)), with nt > S the threads t, t + S, ...
+ * of a slice share its blocks (conv_slice_blocks). */
+static inline int64_t conv_slice_first(int t, int nt, int64_t S) { return nt > S ? t % S : t; }
+static inline int64_t conv_slice_step(int nt, int64_t S) { return nt > S ? S : nt; }
+static inline void conv_slice_blocks(int t, int nt, int64_t S, int64_t sl, int64_t blocks,
+                                     int64_t *b0, int64_t *b1) {
+    *b0 = 0;
+    *b1 = blocks;
+    if (nt > S) {
+        const int64_t ns = (nt - sl + S - 1) / S, jt = t / S;
+        *b0 = blocks * jt / ns;
+        *b1 = blocks * (jt + 1) / ns;
+    }
+}
 #endif

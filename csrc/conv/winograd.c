@@ -534,13 +534,9 @@ int nnc_wino_backward_weights(const nnc_wino *w, const nnc_conv2d_geom *g, const
         const int t = 0, nt = 1;
 #endif
         float *sc = scratch + (size_t)t * per;
-        for (int64_t sl = nt > S ? t % S : t; sl < S; sl += nt > S ? S : nt) {
-            int64_t b0 = 0, b1 = blocks;
-            if (nt > S) { /* threads t, t + S, ... share this slice */
-                const int64_t ns = (nt - sl + S - 1) / S, jt = t / S;
-                b0 = blocks * jt / ns;
-                b1 = blocks * (jt + 1) / ns;
-            }
+        for (int64_t sl = conv_slice_first(t, nt, S); sl < S; sl += conv_slice_step(nt, S)) {
+            int64_t b0, b1;
+            conv_slice_blocks(t, nt, S, sl, blocks, &b0, &b1);
             const int64_t ta = N * sl / S * TT, tb = N * (sl + 1) / S * TT;
             float *du = w->du + sl * 16 * C * pad32(F);
             int st = by_f ? du_block(w, &j, fd, dz, ta, tb, 0, C, b0 * 32, NNC_MIN(F, b1 * 32),
