@@ -11,21 +11,22 @@
  * candidate part must stay separate), then one fused gate kernel (rnn_gates_tmpl.h; one-pass
  * AVX2/AVX-512 kernels for tanh/sigmoid) that writes the workspace (activated gates, c, ...).
  *
- * Time chunks (rnn_tchunk, ~256 KiB of gates, from B and G*H only): the input projection is one
- * GEMM per chunk, run just before the chunk's recurrence, and backward runs the weight-gradient
- * GEMMs (dW, dU: K = steps*B, beta = 1 after the first chunk), db and dX after each chunk, so
- * gate pre-activations and gradients are consumed while in L2 (the whole-sequence versions of
- * these GEMMs streamed megabytes through L3/DRAM and ran at a third of the speed at T = 60) and
- * dg holds one chunk.
+ * Time chunks (rnn_tchunk, ~256 KiB of gates, from B and G*H only): on one thread the input
+ * projection is one GEMM per chunk, run just before the chunk's recurrence, and backward runs the
+ * weight-gradient GEMMs (dW, dU: K = steps*B, beta = 1 after the first chunk), db and dX after
+ * each chunk, so gate pre-activations and gradients are consumed while in L2 (the whole-sequence
+ * versions of these GEMMs streamed megabytes through L3/DRAM and ran at a third of the speed at
+ * T = 60) and dg holds one chunk.
  *
  * Threads: the batch is cut into chunks whose number depends ONLY on B (a power of two, at
- * least 12 rows each); each chunk's recurrence runs on one thread with single-threaded GEMMs,
- * inside ONE parallel region per forward/backward (per time chunk: the projection in row blocks,
- * the batch chunks' steps, then the weight-gradient work as two column-split tasks of equal
- * flops), so there is no barrier per step and no fork/join per chunk. A GEMM row never depends on
- * how M is split and a column never on how N is split, so every result is bitwise the same for
- * any thread count. When B gives one chunk, each step GEMM is threaded instead (the GEMM splits
- * N or M deterministically), and so are the merged GEMMs. db: column sums in a fixed order.
+ * least 12 rows each); each chunk's recurrence runs on one thread with single-threaded GEMMs.
+ * Forward: one parallel loop over the chunks, each projecting its own rows step by step, so a
+ * thread only reads what it wrote (no barrier at all). Backward: one parallel region, per time
+ * chunk the chunks' steps, then the weight-gradient work as two column-split tasks of equal
+ * flops. A GEMM row never depends on how M is split and a column never on how N is split, so
+ * every result is bitwise the same for any thread count. When B gives one chunk, each step GEMM
+ * is threaded instead (the GEMM splits N or M deterministically), and so are the merged GEMMs.
+ * db: per-step row sums into partial sums per batch chunk, added in chunk order.
  *
  * Buffers grow only (nnc_rnn_reserve); nothing is allocated per step. */
 #include "common/internal.h"
@@ -295,13 +296,14 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
     r->h0zero = h0 == NULL;
     const nnc_rnn_kernels *k = rnn_kernels();
 
-    /* Transpose to time-major (reversed for go_backwards), applying the input mask. */
+    /* Transpose to time-major (reversed for go_backwards), applying the input mask; threads
+     * take batch rows, as the recurrence does below (the rows stay in that core's caches). */
     float *xt = r->xt.p;
-    int ntc = nnc_threads_for((double)TB * I * 4, T);
+    int ntc = nnc_threads_for((double)TB * I * 4, B);
 #pragma omp parallel for num_threads(ntc) schedule(static)
-    for (int64_t t = 0; t < T; t++) {
-        int64_t s = back ? T - 1 - t : t;
-        for (int64_t b = 0; b < B; b++) {
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t t = 0; t < T; t++) {
+            const int64_t s = back ? T - 1 - t : t;
             const float *src = x + (b * T + s) * I;
             float *dst = xt + (t * B + b) * I;
             if (imask) {
@@ -326,24 +328,19 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
     nnc_epilogue ep = {r->b, NNC_ACT_LINEAR, 0.f};
     const int nt = nch > 1 ? nnc_threads_for(flops, nch) : 1;
     if (nt > 1) {
-        /* One parallel region for the whole sequence (no fork/join per chunk): per chunk the
-         * projection in nch row blocks, then every batch chunk's recurrence on one thread. The
-         * blocks depend only on B, and GEMM rows never depend on how M is split. (On one thread
-         * the loop below does the same rows with whole-batch calls.) */
-#pragma omp parallel num_threads(nt)
-        for (int64_t t0 = 0; t0 < T; t0 += tc) {
-            const int64_t t1 = NNC_MIN(T, t0 + tc), m = (t1 - t0) * B;
-#pragma omp for schedule(static)
-            for (int64_t c = 0; c < nch; c++) {
-                int64_t m0 = c * m / nch, m1 = (c + 1) * m / nch;
-                RNN_ERR(st, nnc_sgemm(0, 0, m1 - m0, GH, I, 1.0f, xt + (t0 * B + m0) * I, I, r->W,
-                                      GH, 0.0f, r->g.p + (t0 * B + m0) * GH, GH,
+        /* Each batch chunk on one thread for the whole sequence, its input projection step by
+         * step just before the step: everything a chunk reads was written by its own thread
+         * (data handed between cores is what threads pay most for), and no barrier per step.
+         * GEMM rows never depend on how M is split, so the one-thread loop below, which projects
+         * a time chunk of the whole batch at once, gives the same bits. */
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t c = 0; c < nch; c++) {
+            const int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
+            for (int64_t t = 0; t < T; t++) {
+                RNN_ERR(st, nnc_sgemm(0, 0, r1 - r0, GH, I, 1.0f, xt + (t * B + r0) * I, I, r->W,
+                                      GH, 0.0f, r->g.p + (t * B + r0) * GH, GH,
                                       r->b ? &ep : NULL, 1));
-            }
-#pragma omp for schedule(static)
-            for (int64_t c = 0; c < nch; c++) {
-                int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
-                for (int64_t t = t0; t < t1; t++) RNN_ERR(st, fwd_step(r, k, t, r0, r1 - r0, 1));
+                RNN_ERR(st, fwd_step(r, k, t, r0, r1 - r0, 1));
             }
         }
         if (st) return st;
