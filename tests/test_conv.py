@@ -49,6 +49,46 @@ def test_conv2d_forward_backward_vs_reference(isa, rng, case):
     np.testing.assert_allclose(db, dbr, rtol=1e-4, atol=1e-4)
 
 
+# >= 16 channels, undilated, not Winograd: the forward reads x in place (implicit GEMM), with
+# edge columns and border rows whose kernel rows/columns are cut by the padding
+IMPLICIT_CASES = [
+    # (N, H, W, C, KH, KW, F, strides, padding)
+    (2, 17, 18, 16, 3, 3, 20, (2, 2), "same"),    # right edge column, last row loses a kernel row
+    (2, 16, 19, 17, 3, 3, 33, (2, 1), "same"),    # edges on both sides, F tail
+    (1, 12, 20, 24, 5, 5, 16, (1, 1), "same"),    # two edge columns each side; dx the same way
+    (2, 15, 21, 16, 3, 5, 16, (3, 2), "valid"),   # no edges
+    (1, 10, 20, 32, 1, 3, 16, (1, 2), "same"),    # one kernel row
+]
+
+
+@pytest.mark.parametrize("case", IMPLICIT_CASES)
+def test_conv2d_implicit_vs_reference(isa, rng, case):
+    N, H, W, C, KH, KW, F, s, pad = case
+    x, k, b = _data(rng, N, H, W, C, KH, KW, F)
+    y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, activation="relu", return_context=True)
+    z = ref.conv2d(x, k, b, s, pad)
+    np.testing.assert_allclose(y, np.maximum(z, 0), rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = nn.ops.conv2d_backward(ctx, dy)
+    dxr, dkr, dbr = ref.conv2d_grads(x, k, dy * (z > 0), s, pad)
+    np.testing.assert_allclose(dx, dxr, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dk, dkr, rtol=1e-4, atol=2e-4)
+    np.testing.assert_allclose(db, dbr, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", IMPLICIT_CASES[:3])
+def test_conv2d_implicit_threads_bitwise(isa, force_threads, rng, case):
+    N, H, W, C, KH, KW, F, s, pad = case
+    x, k, b = _data(rng, N, H, W, C, KH, KW, F)
+
+    def run():
+        y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, return_context=True)
+        return (y,) + nn.ops.conv2d_backward(ctx, np.ones_like(y))
+
+    for a, c in zip(run_threads(run, 1), run_threads(run, 2)):
+        np.testing.assert_array_equal(a, c)
+
+
 @pytest.mark.parametrize("act", ["relu", "relu6", "leaky_relu", "linear", "tanh", "gelu"])
 def test_conv2d_fused_activation(isa, rng, act):
     x, k, b = _data(rng, 2, 6, 7, 3, 3, 3, 5)

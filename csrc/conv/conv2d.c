@@ -2,12 +2,14 @@
  *
  * Layout: NHWC activations, HWIO kernels. Viewed row-major, HWIO is the GEMM B matrix
  * [Kc = KH*KW*C x F], and the GEMM output [P = N*OH*OW x F] is NHWC already.
- * Forward: 1x1/stride 1/no padding is one GEMM on x viewed as [N*H*W x C]; otherwise im2col of
- * a chunk of output pixels (at most ~128 KB, a slice of L2, so the GEMM streams its A rows from
- * L2) followed by a GEMM against the pre-packed weights with bias and activation in the
- * epilogue. With enough chunks, threads take whole chunks (per-thread scratch, shared packed B);
- * otherwise the chunks run in order and the GEMM splits N. The chunk size never depends on the
- * thread count, so results are bitwise identical for any thread count.
+ * Forward: 1x1/stride 1/no padding is one GEMM on x viewed as [N*H*W x C]; undilated kernels
+ * with >= 16 channels read x in place (implicit GEMM: one segment per kernel row, blocks of
+ * output rows per call, threads over whole blocks); otherwise im2col of a chunk of output pixels
+ * (at most ~128 KB, a slice of L2, so the GEMM streams its A rows from L2) followed by a GEMM
+ * against the pre-packed weights. Bias and activation are in the epilogue. With enough chunks,
+ * threads take whole chunks (per-thread scratch, shared packed B); otherwise the chunks run in
+ * order and the GEMM splits N. Chunks and blocks never depend on the thread count, so results
+ * are bitwise identical for any thread count.
  * Backward data: stride 1 is the forward conv of dz with the flipped, channel-transposed kernel
  * W' (packed once per weight change); stride > 1 is dcol = dz * W^T then col2im, threads over
  * whole images so writes never collide; col2im adds one KW*C run per kernel row where it can
@@ -274,10 +276,129 @@ static void im2col_rows(const nnc_conv2d_geom *g, const float *x, int64_t p0, in
     im2col_generic(g, x, p0, rows, col);
 }
 
+/* Implicit GEMM (no im2col) for undilated kernels with >= 16 channels: an output row's pixels
+ * whose window lies inside the input are rows sw*C apart in x, and each kernel row of their
+ * windows is KW*C contiguous floats, so the row is one GEMM over KH segments of A read in place;
+ * the few edge pixels get their own group with the kernel columns that fall inside. Blocks of
+ * IMPLICIT_ROWS output rows go to nnc_sgemm_packed_groups together, so each panel of the packed
+ * kernel is reused from L1 across them. Saves the im2col pass. Every pixel needs a kernel row and
+ * column inside the input (always true for 'valid' and 'same'). */
+enum { IMPLICIT_MAX_KH = 16, IMPLICIT_MAX_EDGE = 4, IMPLICIT_ROWS = 8 };
+
+/* Interior output columns [lo, hi): iw0 = ow sw - pl >= 0 and iw0 + KW <= W. */
+static void implicit_interior(const nnc_conv2d_geom *g, int64_t *lo, int64_t *hi) {
+    int64_t a = 0, b = g->OW;
+    while (a < g->OW && a * g->sw - g->pl < 0) a++;
+    while (b > a && (b - 1) * g->sw - g->pl + g->KW > g->W) b--;
+    *lo = a;
+    *hi = b;
+}
+
+static int implicit_ok(const nnc_conv2d_geom *g) {
+    if (g->dh != 1 || g->dw != 1 || g->C < 16 || g->OW < 8 || g->KH > IMPLICIT_MAX_KH) return 0;
+    int64_t lo, hi;
+    implicit_interior(g, &lo, &hi);
+    if (g->OW - (hi - lo) > IMPLICIT_MAX_EDGE) return 0;
+    for (int64_t oh = 0; oh < g->OH; oh++) {
+        const int64_t ih0 = oh * g->sh - g->pt;
+        if (ih0 + g->KH <= 0 || ih0 >= g->H) return 0;
+    }
+    for (int64_t ow = 0; ow < g->OW; ow++) {
+        const int64_t iw0 = ow * g->sw - g->pl;
+        if (iw0 + g->KW <= 0 || iw0 >= g->W) return 0;
+    }
+    return 1;
+}
+
+/* Segments of the kernel rows inside the input for output row oh, columns [kw0, kw1), A starting
+ * at input column iw (image n); returns their number. */
+static int implicit_segs(const nnc_conv2d_geom *g, const float *x, int64_t n, int64_t oh,
+                         int64_t iw, int64_t kw0, int64_t kw1, nnc_gemm_seg *seg) {
+    const int64_t H = g->H, W = g->W, C = g->C, ih0 = oh * g->sh - g->pt;
+    int ns = 0;
+    for (int64_t kh = 0; kh < g->KH; kh++) {
+        const int64_t ih = ih0 + kh;
+        if (ih < 0 || ih >= H) continue;
+        seg[ns].a = x + ((n * H + ih) * W + iw) * C;
+        seg[ns].k0 = (kh * g->KW + kw0) * C;
+        seg[ns].K = (kw1 - kw0) * C;
+        ns++;
+    }
+    return ns;
+}
+
+/* Output rows [oh0, oh1) of image n, whose kernel rows inside the input are the same: one group
+ * per row for the interior pixels (rows sw*C apart in x), one per edge column spanning the rows
+ * (rows sh*W*C apart), so no group is a lone pixel. */
+static int implicit_block(const nnc_conv2d_geom *g, const float *x, float *y, int64_t n,
+                          int64_t oh0, int64_t oh1, int64_t lo, int64_t hi,
+                          const nnc_packed *wp, const nnc_epilogue *ep) {
+    nnc_gemm_group gr[IMPLICIT_ROWS + IMPLICIT_MAX_EDGE];
+    nnc_gemm_seg seg[(IMPLICIT_ROWS + IMPLICIT_MAX_EDGE) * IMPLICIT_MAX_KH];
+    const int64_t C = g->C, F = g->F, OW = g->OW, KW = g->KW;
+    int ng = 0;
+    for (int64_t oh = oh0; oh < oh1 && hi > lo; oh++, ng++) {
+        nnc_gemm_seg *s = seg + ng * IMPLICIT_MAX_KH;
+        const int ns = implicit_segs(g, x, n, oh, lo * g->sw - g->pl, 0, KW, s);
+        gr[ng] = (nnc_gemm_group){hi - lo, g->sw * C, F, y + ((n * g->OH + oh) * OW + lo) * F, s, ns};
+    }
+    for (int64_t ow = 0; ow < OW; ow++) {
+        if (ow >= lo && ow < hi) continue;
+        const int64_t iw0 = ow * g->sw - g->pl, kw0 = NNC_MAX(0, -iw0), kw1 = NNC_MIN(KW, g->W - iw0);
+        nnc_gemm_seg *s = seg + ng * IMPLICIT_MAX_KH;
+        const int ns = implicit_segs(g, x, n, oh0, iw0 + kw0, kw0, kw1, s);
+        gr[ng++] = (nnc_gemm_group){oh1 - oh0, g->sh * g->W * C, OW * F,
+                                    y + ((n * g->OH + oh0) * OW + ow) * F, s, ns};
+    }
+    return nnc_sgemm_packed_groups(F, gr, ng, wp, ep);
+}
+
+/* First kernel row inside the input for output row oh (rows with the same one and the same
+ * count share a block). */
+static int64_t implicit_khkey(const nnc_conv2d_geom *g, int64_t oh) {
+    const int64_t ih0 = oh * g->sh - g->pt;
+    const int64_t k0 = NNC_MAX(0, -ih0), k1 = NNC_MIN(g->KH, g->H - ih0);
+    return k0 * 1024 + k1;
+}
+
+static int conv_fwd_implicit(const nnc_conv2d_geom *g, const float *x, int64_t N,
+                             const nnc_packed *wp, const nnc_epilogue *ep, float *y,
+                             int nthreads) {
+    const int64_t OH = g->OH, bpi = (OH + IMPLICIT_ROWS - 1) / IMPLICIT_ROWS, blocks = N * bpi;
+    int64_t lo, hi;
+    implicit_interior(g, &lo, &hi);
+    int T = nthreads > 0 ? nthreads
+                         : nnc_threads_for(2.0 * N * OH * g->OW * g->KH * g->KW * g->C * g->F,
+                                           blocks);
+    if (T > blocks) T = (int)blocks;
+    int status = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
+#endif
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t n = b / bpi, e = NNC_MIN(OH, (b % bpi + 1) * IMPLICIT_ROWS);
+        int st = 0;
+        for (int64_t oh0 = (b % bpi) * IMPLICIT_ROWS; oh0 < e && !st;) {
+            int64_t oh1 = oh0 + 1;
+            while (oh1 < e && implicit_khkey(g, oh1) == implicit_khkey(g, oh0)) oh1++;
+            st = implicit_block(g, x, y, n, oh0, oh1, lo, hi, wp, ep);
+            oh0 = oh1;
+        }
+        if (st) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+            status = st;
+        }
+    }
+    return status;
+}
+
 /* y [P x F] for the conv of geometry g with the packed kernel; pointwise is handled by callers. */
 static int conv_fwd_chunks(const nnc_conv2d_geom *g, const float *x, int64_t N,
                            const nnc_packed *wp, const nnc_epilogue *ep, float *y, int64_t R,
                            float *scratch, int nthreads) {
+    if (implicit_ok(g)) return conv_fwd_implicit(g, x, N, wp, ep, y, nthreads);
     const int64_t Kc = g->KH * g->KW * g->C, F = g->F;
     const int64_t P = N * g->OH * g->OW;
     const int64_t nchunks = (P + R - 1) / R;

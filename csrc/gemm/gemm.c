@@ -354,6 +354,51 @@ int nnc_sgemm_packed(int transA, int64_t M, int64_t N, int64_t K, float alpha, c
     return NNC_OK;
 }
 
+int nnc_sgemm_packed_groups(int64_t N, const nnc_gemm_group *groups, int ngroups,
+                            const nnc_packed *Bp, const nnc_epilogue *ep) {
+    if (!Bp || !Bp->cfg || N != Bp->N || ngroups < 0) return NNC_E_ARG;
+    const int act = ep ? ep->act : NNC_ACT_LINEAR;
+    if (!act_ok(act)) return NNC_E_ARG;
+    for (int q = 0; q < ngroups; q++) {
+        if (groups[q].M < 0 || groups[q].nseg < 1) return NNC_E_ARG;
+        for (int s = 0; s < groups[q].nseg; s++) {
+            const nnc_gemm_seg *sg = &groups[q].segs[s];
+            if (sg->K < 1 || sg->k0 < 0 || sg->k0 + sg->K > Bp->K) return NNC_E_ARG;
+        }
+    }
+    const nnc_f32_gemm_config *cfg = Bp->cfg;
+    const int64_t mr = cfg->mr, nr = cfg->nr, KC = cfg->kc, pstride = Bp->K * nr;
+    const float *bias = ep ? ep->bias : NULL;
+    const float slope = ep ? ep->alpha : 0.f;
+    for (int64_t j = 0; j < N; j += nr) {
+        const float *panel = Bp->data + (j / nr) * pstride;
+        const size_t n = (size_t)NNC_MIN(nr, N - j);
+        for (int q = 0; q < ngroups; q++) {
+            const nnc_gemm_group *gr = &groups[q];
+            const int64_t rs_a = gr->rs_a, ldc = gr->ldc;
+            for (int64_t i = 0; i < gr->M; i += mr) {
+                const size_t m = (size_t)NNC_MIN(mr, gr->M - i);
+                int first = 1;
+                for (int s = 0; s < gr->nseg; s++) {
+                    const nnc_gemm_seg *sg = &gr->segs[s];
+                    for (int64_t pc = 0; pc < sg->K; pc += KC) {
+                        const int64_t kc = NNC_MIN(KC, sg->K - pc);
+                        const int last = s == gr->nseg - 1 && pc + kc == sg->K;
+                        nnc_f32_gemm_params prm = {1.f, first ? 0.f : 1.f,
+                                                   last && bias ? bias + j : NULL,
+                                                   last ? act : NNC_ACT_LINEAR, slope};
+                        cfg->ukernel(m, n, (size_t)kc, sg->a + i * rs_a + pc, rs_a, 1,
+                                     panel + (sg->k0 + pc) * nr, nr, gr->C + i * ldc + j, ldc,
+                                     &prm);
+                        first = 0;
+                    }
+                }
+            }
+        }
+    }
+    return NNC_OK;
+}
+
 /* ---- double precision: plain loops (tests and float64 references) ------------------------- */
 
 int nnc_dgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, double alpha,

@@ -37,6 +37,24 @@ int nnc_sgemm_packed(int transA, int64_t M, int64_t N, int64_t K, float alpha, c
                      int64_t lda, const nnc_packed *Bp, float beta, float *C, int64_t ldc,
                      const nnc_epilogue *ep, int nthreads);
 
+/* Implicit GEMMs sharing one packed B: group g computes C_g [M_g x N] = act(sum over its
+ * segments s of A_s [M_g x K_s] B[k0_s : k0_s + K_s, :] + bias), A_s(i, k) = a[i * rs_a + k]
+ * (rows rs_a apart, K_s contiguous), C_g rows ldc apart: an im2col read in place for
+ * convolutions. Panels of B outermost, so each stays in L1 across all the groups. Single-
+ * threaded; segments are summed in order, so a row's result does not depend on the grouping. */
+typedef struct {
+    const float *a;
+    int64_t k0, K;
+} nnc_gemm_seg;
+typedef struct {
+    int64_t M, rs_a, ldc;
+    float *C;
+    const nnc_gemm_seg *segs;
+    int nseg;
+} nnc_gemm_group;
+int nnc_sgemm_packed_groups(int64_t N, const nnc_gemm_group *groups, int ngroups,
+                            const nnc_packed *Bp, const nnc_epilogue *ep);
+
 /* Double precision, generic path (used by tests and float64 references). */
 int nnc_dgemm(int transA, int transB, int64_t M, int64_t N, int64_t K, double alpha,
               const double *A, int64_t lda, const double *B, int64_t ldb, double beta, double *C,
