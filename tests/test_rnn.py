@@ -117,7 +117,7 @@ def _fd_grads(kind, ra, x, W, U, b, states, R, Rs, kw, eps=1e-6):
 
 
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
-@pytest.mark.parametrize("variant", ["seq", "last_backwards", "masks_acts"])
+@pytest.mark.parametrize("variant", ["seq", "last_backwards", "masks_acts", "masks_no_state"])
 def test_gradients_finite_differences(isa, rng, cell, variant):
     kind, G, ra = cell
     B, T, I, H = 3, 4, 3, 5
@@ -129,15 +129,17 @@ def test_gradients_finite_differences(isa, rng, cell, variant):
     seq = variant != "last_backwards"
     if variant == "last_backwards":
         kw["go_backwards"] = ckw["go_backwards"] = True
-    if variant == "masks_acts":
+    if variant == "masks_no_state":  # no initial state: step 0's recurrent products are skipped
+        states = [np.zeros((B, H), np.float32) for _ in range(n)]
+    if variant.startswith("masks"):
         im = (rng.random((B, I)) > 0.3).astype(np.float32) / 0.7
         rm = (rng.random((B, H)) > 0.3).astype(np.float32) / 0.7
         kw.update(imask=im, rmask=rm, activation="sigmoid")
         ckw.update(dropout_mask=im, recurrent_dropout_mask=rm, activation="sigmoid")
         if kind != "simple_rnn":
             kw["recurrent_activation"] = ckw["recurrent_activation"] = "hard_sigmoid"
-    out, ctx = call(kind, x, W, U, b, ra, initial_state=states, return_sequences=seq,
-                    return_state=True, return_context=True, **ckw)
+    out, ctx = call(kind, x, W, U, b, ra, initial_state=None if variant == "masks_no_state" else states,
+                    return_sequences=seq, return_state=True, return_context=True, **ckw)
     R = rng.standard_normal(out[0].shape)
     Rs = [rng.standard_normal((B, H)) for _ in range(n)]
     dx, dW, dU, db, dst = ctx.backward(R, Rs)
