@@ -18,6 +18,19 @@ def _data_format(df):
     return df
 
 
+def _check_rank(layer, input_shape):
+    """ValueError unless a per-sample shape has the layer's rank (spatial dims + channels)."""
+    if len(input_shape) != layer.rank + 1:
+        raise ValueError(f"{type(layer).__name__} {layer.name!r} expects inputs of rank {layer.rank + 2}, "
+                         f"got input shape (None, {', '.join(map(str, input_shape))})")
+
+
+def _channels_first_nodes(C_in, S_in, C_out, S_out, nodes):
+    """An NHWC computation wrapped for channels_first data: (C_in, S_in) transposed in, the nodes,
+    then (S_out, C_out) transposed back (S: the spatial positions)."""
+    return [K.transpose_node(C_in, S_in, 1)] + nodes + [K.transpose_node(S_out, C_out, 1)]
+
+
 class _Conv(Layer):
     rank = 2
 
@@ -52,11 +65,7 @@ class _Conv(Layer):
 
     # (spatial..., channels) in NHWC order, whatever the data format
     def _nhwc(self, input_shape):
-        cls = type(self).__name__
-        if len(input_shape) != self.rank + 1:
-            raise ValueError(f"{cls} {self.name!r} expects inputs of rank {self.rank + 2} "
-                             f"(batch, {'steps' if self.rank == 1 else 'height, width'}, channels), "
-                             f"got input shape (None, {', '.join(map(str, input_shape))})")
+        _check_rank(self, input_shape)
         if self.data_format == "channels_first":
             return tuple(input_shape[1:]) + (input_shape[0],)
         return tuple(input_shape)
@@ -110,9 +119,7 @@ class _Conv(Layer):
         node = K.conv2d_node(geom, self.use_bias, act, alpha, params, grads)
         if self.data_format == "channels_last":
             return [node]
-        S_in = geom[0] * geom[1]
-        S_out = geom[12] * geom[13]
-        return [K.transpose_node(C, S_in, 1), node, K.transpose_node(S_out, self.filters, 1)]
+        return _channels_first_nodes(C, geom[0] * geom[1], self.filters, geom[12] * geom[13], [node])
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
@@ -166,13 +173,8 @@ class _ZeroPadding(Layer):
         self.padding = self._pairs[1] if self.rank == 1 else self._pairs
         self.data_format = _data_format(data_format) if self.rank == 2 else "channels_last"
 
-    def _check(self, input_shape):
-        if len(input_shape) != self.rank + 1:
-            raise ValueError(f"{type(self).__name__} {self.name!r} expects inputs of rank {self.rank + 2}, "
-                             f"got input shape (None, {', '.join(map(str, input_shape))})")
-
     def compute_output_shape(self, input_shape):
-        self._check(input_shape)
+        _check_rank(self, input_shape)
         (t, b), (l, r) = self._pairs
         if self.rank == 1:
             return (input_shape[0] + l + r, input_shape[1])
@@ -181,7 +183,7 @@ class _ZeroPadding(Layer):
         return (input_shape[0] + t + b, input_shape[1] + l + r, input_shape[2])
 
     def make_nodes(self, input_shape, params, grads):
-        self._check(input_shape)
+        _check_rank(self, input_shape)
         (t, b), (l, r) = self._pairs
         if self.rank == 1:
             return [K.zeropad2d_node(1, input_shape[0], input_shape[1], 0, 0, l, r)]
@@ -189,8 +191,8 @@ class _ZeroPadding(Layer):
             C, H, W = input_shape
             if C == 1:
                 return [K.zeropad2d_node(H, W, 1, t, b, l, r)]
-            return [K.transpose_node(C, H * W, 1), K.zeropad2d_node(H, W, C, t, b, l, r),
-                    K.transpose_node((H + t + b) * (W + l + r), C, 1)]
+            return _channels_first_nodes(C, H * W, C, (H + t + b) * (W + l + r),
+                                         [K.zeropad2d_node(H, W, C, t, b, l, r)])
         H, W, C = input_shape
         return [K.zeropad2d_node(H, W, C, t, b, l, r)]
 

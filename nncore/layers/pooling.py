@@ -5,7 +5,7 @@ data_format='channels_first' transposes at the layer boundary, as Conv2D does.""
 from .. import _kernels as K
 from ..ops.conv import _padding, _tuple, conv_output_length
 from .base import Layer, _default_name
-from .conv import _data_format
+from .conv import _channels_first_nodes, _check_rank, _data_format
 
 
 def _keras_name(layer, kwargs):
@@ -47,9 +47,7 @@ class _Pool(Layer):
 
     def _geom(self, input_shape):
         cls = type(self).__name__
-        if len(input_shape) != self.rank + 1:
-            raise ValueError(f"{cls} {self.name!r} expects inputs of rank {self.rank + 2}, got "
-                             f"input shape (None, {', '.join(map(str, input_shape))})")
+        _check_rank(self, input_shape)
         spatial, C = _split_channels(self.data_format, input_shape)
         outs, pads = [], []
         for n, k, s in zip(spatial, self.pool_size, self.strides):
@@ -75,8 +73,8 @@ class _Pool(Layer):
         node = K.pool2d_node(geom, self.is_max)
         if self.data_format == "channels_last":
             return [node]
-        C, S_in, S_out = geom[2], geom[0] * geom[1], geom[9] * geom[10]
-        return [K.transpose_node(C, S_in, 1), node, K.transpose_node(S_out, C, 1)]
+        C = geom[2]
+        return _channels_first_nodes(C, geom[0] * geom[1], C, geom[9] * geom[10], [node])
 
     def get_config(self):
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
@@ -119,20 +117,15 @@ class _GlobalPool(Layer):
         self.data_format = _data_format(data_format)
         self.keepdims = bool(keepdims)
 
-    def _check(self, input_shape):
-        if len(input_shape) != self.rank + 1:
-            raise ValueError(f"{type(self).__name__} {self.name!r} expects inputs of rank {self.rank + 2}, "
-                             f"got input shape (None, {', '.join(map(str, input_shape))})")
-
     def compute_output_shape(self, input_shape):
-        self._check(input_shape)
+        _check_rank(self, input_shape)
         C = _split_channels(self.data_format, input_shape)[1]
         if not self.keepdims:
             return (C,)
         return (C,) + (1,) * self.rank if self.data_format == "channels_first" else (1,) * self.rank + (C,)
 
     def make_nodes(self, input_shape, params, grads):
-        self._check(input_shape)
+        _check_rank(self, input_shape)
         spatial, C = _split_channels(self.data_format, input_shape)
         S = 1
         for s in spatial:
