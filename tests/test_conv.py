@@ -50,7 +50,8 @@ def test_conv2d_forward_backward_vs_reference(isa, rng, case):
 
 
 # >= 16 channels, undilated, not Winograd: the forward reads x in place (implicit GEMM), with
-# edge columns and border rows whose kernel rows/columns are cut by the padding
+# edge columns and border rows whose kernel rows/columns are cut by the padding (Winograd off:
+# 3x3 stride-2 layers would take it)
 IMPLICIT_CASES = [
     # (N, H, W, C, KH, KW, F, strides, padding)
     (2, 17, 18, 16, 3, 3, 20, (2, 2), "same"),    # right edge column, last row loses a kernel row
@@ -61,8 +62,15 @@ IMPLICIT_CASES = [
 ]
 
 
+@pytest.fixture
+def no_winograd():
+    old = K.conv_winograd(False)
+    yield
+    K.conv_winograd(old)
+
+
 @pytest.mark.parametrize("case", IMPLICIT_CASES)
-def test_conv2d_implicit_vs_reference(isa, rng, case):
+def test_conv2d_implicit_vs_reference(isa, no_winograd, rng, case):
     N, H, W, C, KH, KW, F, s, pad = case
     x, k, b = _data(rng, N, H, W, C, KH, KW, F)
     y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, activation="relu", return_context=True)
@@ -77,7 +85,7 @@ def test_conv2d_implicit_vs_reference(isa, rng, case):
 
 
 @pytest.mark.parametrize("case", IMPLICIT_CASES[:3])
-def test_conv2d_implicit_threads_bitwise(isa, force_threads, rng, case):
+def test_conv2d_implicit_threads_bitwise(isa, no_winograd, force_threads, rng, case):
     N, H, W, C, KH, KW, F, s, pad = case
     x, k, b = _data(rng, N, H, W, C, KH, KW, F)
 
@@ -115,10 +123,13 @@ def test_conv2d_fused_activation(isa, rng, act):
     np.testing.assert_array_equal(dk, dk2)
 
 
-@pytest.mark.parametrize("s,pad,d", [((1, 1), "same", (1, 1)), ((2, 2), "valid", (1, 1)),
-                                     ((1, 2), "same", (2, 1))])
-def test_conv2d_finite_differences(rng, s, pad, d):
-    x, k, b = _data(rng, 1, 5, 6, 2, 3, 2, 3)
+@pytest.mark.parametrize("s,pad,d,shape", [
+    ((1, 1), "same", (1, 1), (1, 5, 6, 2, 3, 2, 3)), ((2, 2), "valid", (1, 1), (1, 5, 6, 2, 3, 2, 3)),
+    ((1, 2), "same", (2, 1), (1, 5, 6, 2, 3, 2, 3)),
+    ((1, 1), "same", (1, 1), (1, 5, 4, 16, 3, 3, 16)),   # Winograd F(2x2, 3x3)
+    ((2, 2), "same", (1, 1), (1, 7, 6, 16, 3, 3, 16))])  # stride-2 Winograd
+def test_conv2d_finite_differences(rng, s, pad, d, shape):
+    x, k, b = _data(rng, *shape)
     g = rng.standard_normal(nn.ops.conv2d(x, k, b, strides=s, padding=pad, dilation_rate=d).shape)
 
     def loss(x_, k_, b_):
@@ -287,55 +298,61 @@ def test_conv1d_torch_parity(rng):
     np.testing.assert_allclose(db, bt.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
-# ---- Winograd F(2x2, 3x3): 3x3, stride 1, undilated, >= 16 channels in and out ----
+# ---- Winograd: 3x3, undilated, >= 16 channels in and out; F(2x2, 3x3) at stride 1, the folded
+# F(2, 2) variant at stride 2 ----
 
 WINO_CASES = [
-    # (N, H, W, C, F, padding, activation)
-    (2, 13, 13, 32, 64, "valid", "relu"),     # odd output: cropped tiles
-    (3, 7, 9, 16, 17, "same", None),          # F tail (17 = 16 + 1), no bias below
-    (2, 6, 5, 33, 20, "valid", "relu6"),      # C tail, tiny output (4 x 3)
-    (1, 4, 4, 16, 16, "same", "leaky_relu"),  # one tile row pair, padding on all sides
-    (2, 3, 3, 18, 16, "same", None),          # output 3x3: one full and one cropped tile
+    # (N, H, W, C, F, stride, padding, activation)
+    (2, 13, 13, 32, 64, 1, "valid", "relu"),     # odd output: cropped tiles
+    (3, 7, 9, 16, 17, 1, "same", None),          # F tail (17 = 16 + 1), no bias below
+    (2, 6, 5, 33, 20, 1, "valid", "relu6"),      # C tail, tiny output (4 x 3)
+    (1, 4, 4, 16, 16, 1, "same", "leaky_relu"),  # one tile row pair, padding on all sides
+    (2, 3, 3, 18, 16, 1, "same", None),          # output 3x3: one full and one cropped tile
+    (2, 16, 16, 32, 64, 2, "same", "relu"),      # stride 2, even size: padding only after
+    (3, 9, 11, 17, 19, 2, "same", None),         # odd sizes: padding both sides, cropped tiles
+    (2, 10, 7, 16, 33, 2, "valid", "relu6"),     # dx rows/columns no output reaches; F tail
+    (1, 5, 5, 20, 16, 2, "valid", "leaky_relu"), # one tile, C tail
+    (2, 4, 6, 16, 48, 2, "same", None),          # output 2x3: a cropped tile column
 ]
+
+
+def _wino_run(x, k, b, s, pad, act, dy):
+    y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, activation=act, return_context=True)
+    return (y,) + nn.ops.conv2d_backward(ctx, dy)
 
 
 @pytest.mark.parametrize("case", WINO_CASES)
 def test_conv2d_winograd_vs_reference(isa, rng, case):
-    N, H, W, C, F, pad, act = case
+    N, H, W, C, F, s, pad, act = case
     x, k, b = _data(rng, N, H, W, C, 3, 3, F)
     if act is None:
         b = None
     assert K.conv_winograd()
-    y, ctx = nn.ops.conv2d(x, k, b, padding=pad, activation=act, return_context=True)
-    yr = ref.conv2d(x, k, b, (1, 1), pad, act=act)
+    y, ctx = nn.ops.conv2d(x, k, b, strides=s, padding=pad, activation=act, return_context=True)
+    yr = ref.conv2d(x, k, b, (s, s), pad, act=act)
     np.testing.assert_allclose(y, yr, rtol=1e-4, atol=1e-4)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx, dk, db = nn.ops.conv2d_backward(ctx, dy)
-    z = ref.conv2d(x, k, b, (1, 1), pad)
+    z = ref.conv2d(x, k, b, (s, s), pad)
     deriv = {"relu": (z > 0) * 1.0, "relu6": ((z > 0) & (z < 6)) * 1.0,
              "leaky_relu": np.where(z > 0, 1.0, 0.2), None: np.ones_like(z)}[act]
-    dxr, dkr, dbr = ref.conv2d_grads(x, k, dy * deriv, (1, 1), pad)
+    dxr, dkr, dbr = ref.conv2d_grads(x, k, dy * deriv, (s, s), pad)
     np.testing.assert_allclose(dx, dxr, rtol=1e-4, atol=2e-4)
     np.testing.assert_allclose(dk, dkr, rtol=1e-4, atol=2e-4)
     if b is not None:
         np.testing.assert_allclose(db, dbr, rtol=1e-4, atol=2e-4)
 
 
-@pytest.mark.parametrize("case", WINO_CASES[:3])
+@pytest.mark.parametrize("case", WINO_CASES[:3] + WINO_CASES[5:8])
 def test_conv2d_winograd_is_used_and_matches_im2col(isa, rng, case):
     """The Winograd path really runs (its rounding differs from im2col + GEMM) and agrees."""
-    N, H, W, C, F, pad, act = case
+    N, H, W, C, F, s, pad, act = case
     x, k, b = _data(rng, N, H, W, C, 3, 3, F)
-    dy = rng.standard_normal(nn.ops.conv2d(x, k, padding=pad).shape).astype(np.float32)
-
-    def run():
-        y, ctx = nn.ops.conv2d(x, k, b, padding=pad, activation=act, return_context=True)
-        return (y,) + nn.ops.conv2d_backward(ctx, dy)
-
-    on = run()
+    dy = rng.standard_normal(nn.ops.conv2d(x, k, strides=s, padding=pad).shape).astype(np.float32)
+    on = _wino_run(x, k, b, s, pad, act, dy)
     old = K.conv_winograd(False)
     try:
-        off = run()
+        off = _wino_run(x, k, b, s, pad, act, dy)
     finally:
         K.conv_winograd(old)
     for a, c in zip(on[:3], off[:3]):  # y, dx, dkernel all take the Winograd path
@@ -345,20 +362,18 @@ def test_conv2d_winograd_is_used_and_matches_im2col(isa, rng, case):
 
 
 @pytest.mark.parametrize("case", [
-    (6, 30, 30, 32, 48, "valid"),   # many chunks: threads take whole chunks
-    (1, 6, 7, 16, 40, "same"),      # one chunk: the GEMMs split columns; dW by filter blocks
-    (2, 6, 6, 40, 16, "valid"),     # dW by channel blocks (C > F)
+    (6, 30, 30, 32, 48, 1, "valid"),   # many chunks: threads take whole chunks
+    (1, 6, 7, 16, 40, 1, "same"),      # one chunk: the GEMMs split columns; dW by filter blocks
+    (2, 6, 6, 40, 16, 1, "valid"),     # dW by channel blocks (C > F)
+    (6, 40, 40, 16, 24, 2, "same"),    # stride 2, many chunks
+    (1, 9, 8, 16, 40, 2, "same"),      # stride 2, one chunk and one image: dW by filter blocks
 ])
 def test_conv2d_winograd_threads_bitwise(isa, force_threads, rng, case):
-    N, H, W, C, F, pad = case
+    N, H, W, C, F, s, pad = case
     x, k, b = _data(rng, N, H, W, C, 3, 3, F)
-    dy = rng.standard_normal(nn.ops.conv2d(x, k, padding=pad).shape).astype(np.float32)
-
-    def run():
-        y, ctx = nn.ops.conv2d(x, k, b, padding=pad, activation="relu", return_context=True)
-        return (y,) + nn.ops.conv2d_backward(ctx, dy)
-
-    r1, r2 = run_threads(run, 1), run_threads(run, 2)
+    dy = rng.standard_normal(nn.ops.conv2d(x, k, strides=s, padding=pad).shape).astype(np.float32)
+    r1 = run_threads(lambda: _wino_run(x, k, b, s, pad, "relu", dy), 1)
+    r2 = run_threads(lambda: _wino_run(x, k, b, s, pad, "relu", dy), 2)
     for a, c in zip(r1, r2):
         np.testing.assert_array_equal(a, c)
 

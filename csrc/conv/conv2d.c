@@ -18,7 +18,8 @@
  * min(N, 2) image slices fixed by the batch (partials added in slice order); threads take whole
  * slices, or split a slice's dW columns -- never a sum in a thread-count-dependent way.
  * Special paths: 3x3 stride-1 undilated convs with >= 16 channels in and out run Winograd
- * F(2x2, 3x3) for all three passes (winograd.c); C <= 4 takes a direct dW kernel under AVX-512
+ * F(2x2, 3x3) for all three passes (winograd.c), and stride-2 ones a folded F(2, 2) variant
+ * (winograd_s2.c); C <= 4 takes a direct dW kernel under AVX-512
  * (smallc.c). nnc_conv2d_set_winograd(0) switches both off (tests compare the paths). */
 #include "conv_internal.h"
 
@@ -43,6 +44,7 @@ struct nnc_conv2d {
     size_t scratch_n;     /* floats */
     nnc_wino *wino;       /* Winograd forward (winograd.c), NULL where it does not apply */
     nnc_wino *winob;      /* Winograd backward data (forward conv gb of dz) */
+    nnc_wino2 *wino2;     /* stride-2 Winograd, all passes (winograd_s2.c) */
 };
 
 /* Winograd and the small-C direct dW on/off for the whole process (tests compare them
@@ -102,6 +104,10 @@ nnc_conv2d *nnc_conv2d_new(const nnc_conv2d_geom *g) {
         nnc_conv2d_free(c);
         return NULL;
     }
+    if (nnc_wino2_applies(g) && !(c->wino2 = nnc_wino2_new(g->C, g->F))) {
+        nnc_conv2d_free(c);
+        return NULL;
+    }
     if (!c->wp || !c->wbp || (c->stride1 && !c->wflip)) {
         nnc_conv2d_free(c);
         return NULL;
@@ -118,6 +124,7 @@ void nnc_conv2d_free(nnc_conv2d *c) {
     nnc_free(c->scratch);
     nnc_wino_free(c->wino);
     nnc_wino_free(c->winob);
+    nnc_wino2_free(c->wino2);
     nnc_free(c);
 }
 
@@ -151,6 +158,7 @@ static size_t scratch_need(const nnc_conv2d *c, int T) {
     if (c->wino && (size_t)T * nnc_wino_scratch(g) > m) m = (size_t)T * nnc_wino_scratch(g);
     if (c->winob && (size_t)T * nnc_wino_scratch(&c->gb) > m)
         m = (size_t)T * nnc_wino_scratch(&c->gb);
+    if (c->wino2 && (size_t)T * nnc_wino2_scratch(g) > m) m = (size_t)T * nnc_wino2_scratch(g);
     return m;
 }
 
@@ -165,6 +173,7 @@ int nnc_conv2d_set_weights(nnc_conv2d *c, const float *w) {
     c->bwd_dirty = 1;
     int st = nnc_pack_b(c->wp, w, c->g.F, 0);
     if (!st && c->wino) st = nnc_wino_set_weights(c->wino, w);
+    if (!st && c->wino2) st = nnc_wino2_set_weights(c->wino2, w);
     return st;
 }
 
@@ -186,6 +195,7 @@ static int pack_backward(nnc_conv2d *c) {
         if (!st && c->winob) st = nnc_wino_set_weights(c->winob, c->wflip);
     } else {
         st = nnc_pack_b(c->wbp, c->w, g->F, 1); /* op(B) = W^T, [F x Kc] */
+        if (!st && c->wino2) st = nnc_wino2_set_weights_dx(c->wino2, c->w);
     }
     if (st == 0) c->bwd_dirty = 0;
     return st;
@@ -449,6 +459,8 @@ int nnc_conv2d_forward(nnc_conv2d *c, const float *x, int64_t N, const float *bi
     int st = grow(c, scratch_need(c, threads_setting(nthreads)));
     if (st) return st;
     if (c->wino && g_wino_on) return nnc_wino_forward(c->wino, g, x, N, &ep, y, c->scratch, nthreads);
+    if (c->wino2 && g_wino_on)
+        return nnc_wino2_forward(c->wino2, g, x, N, &ep, y, c->scratch, nthreads);
     return conv_fwd_chunks(g, x, N, c->wp, &ep, y, c->rows_fwd, c->scratch, nthreads);
 }
 
@@ -583,6 +595,8 @@ int nnc_conv2d_backward_data(nnc_conv2d *c, const float *dz, int64_t N, float *d
             return nnc_wino_forward(c->winob, &c->gb, dz, N, NULL, dx, c->scratch, nthreads);
         return conv_fwd_chunks(&c->gb, dz, N, c->wbp, NULL, dx, c->rows_bwd, c->scratch, nthreads);
     }
+    if (c->wino2 && g_wino_on)
+        return nnc_wino2_backward_data(c->wino2, g, dz, N, dx, c->scratch, nthreads);
     const int64_t in_img = g->H * g->W * g->C, out_img = g->OH * g->OW * g->F;
     const double flops = 2.0 * N * g->OH * g->OW * c->Kc * g->F;
     int T = nthreads > 0 ? nthreads : nnc_threads_for(flops, N);
@@ -664,6 +678,8 @@ int nnc_conv2d_backward_weights(nnc_conv2d *c, const float *x, const float *dz, 
         return nnc_smallc_backward_weights(g, x, dz, N, dw, c->scratch, nthreads);
     if (c->wino && g_wino_on)
         return nnc_wino_backward_weights(c->wino, g, x, dz, N, dw, c->scratch, nthreads);
+    if (c->wino2 && g_wino_on)
+        return nnc_wino2_backward_weights(c->wino2, g, x, dz, N, dw, c->scratch, nthreads);
     /* The pixel sum is cut into S = min(N, 2) image slices, fixed by the batch alone: slice 0
      * sums into dw, slice 1 into a partial in scratch, added last. One region: with T <= S
      * threads each takes whole slices (its own im2col, no duplicated work); with T > S the

@@ -26,6 +26,26 @@ int nnc_wino_backward_weights(const nnc_wino *w, const nnc_conv2d_geom *g, const
                               const float *dz, int64_t N, float *dw, float *scratch,
                               int nthreads);
 
+/* Winograd for 3x3 stride-2 undilated layers (winograd_s2.c): the even taps as F(2, 2), the
+ * odd tap folded into the end slots; 25 products per 2x2 outputs instead of 36, all three
+ * passes. Same scratch convention as nnc_wino. */
+typedef struct nnc_wino2 nnc_wino2;
+int nnc_wino2_applies(const nnc_conv2d_geom *g);
+nnc_wino2 *nnc_wino2_new(int64_t C, int64_t F);
+void nnc_wino2_free(nnc_wino2 *w);
+/* k: HWIO 3 x 3 x C x F; the forward weights, and (set_weights_dx) the backward-data ones. */
+int nnc_wino2_set_weights(nnc_wino2 *w, const float *k);
+int nnc_wino2_set_weights_dx(nnc_wino2 *w, const float *k);
+size_t nnc_wino2_scratch(const nnc_conv2d_geom *g);
+int nnc_wino2_forward(const nnc_wino2 *w, const nnc_conv2d_geom *g, const float *x, int64_t N,
+                      const nnc_epilogue *ep, float *y, float *scratch, int nthreads);
+/* dx (overwritten) for dz, the pre-activation output gradient. */
+int nnc_wino2_backward_data(const nnc_wino2 *w, const nnc_conv2d_geom *g, const float *dz,
+                            int64_t N, float *dx, float *scratch, int nthreads);
+int nnc_wino2_backward_weights(const nnc_wino2 *w, const nnc_conv2d_geom *g, const float *x,
+                               const float *dz, int64_t N, float *dw, float *scratch,
+                               int nthreads);
+
 /* Direct weight gradient for C <= 4 and F % 16 == 0 under AVX-512 (smallc.c); the ISA in
  * use is checked at each call. */
 int nnc_smallc_applies(const nnc_conv2d_geom *g);

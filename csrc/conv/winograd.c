@@ -17,6 +17,7 @@
  * columns when there are few), so results are bitwise identical for any thread count. The
  * transforms use only 0, +-1, +-1/2, so the error stays within a few ulps of the direct sum. */
 #include "conv_internal.h"
+#include "wino_vec.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -110,14 +111,6 @@ size_t nnc_wino_scratch(const nnc_conv2d_geom *g) {
 
 /* ---- transforms (one instance per ISA) ---- */
 
-/* Explicit 16-float vectors (GCC vector extensions): zmm in the AVX-512 instance, ymm pairs
- * under AVX2, xmm quads in the generic one; the auto-vectoriser gives up on these loops. */
-typedef float vf16 __attribute__((vector_size(64)));
-typedef int vi16 __attribute__((vector_size(64)));
-typedef float vf16u __attribute__((vector_size(64), aligned(4), may_alias));
-#define VLD(p) (*(const vf16u *)(p))
-#define VST(p, v) (*(vf16u *)(p) = (v))
-
 /* The input transform of one tile on channels [c, c + width), T a vector or scalar type. */
 #define IN_BODY(T, LD, ST, c)                                                                  \
     {                                                                                          \
@@ -144,8 +137,6 @@ typedef float vf16u __attribute__((vector_size(64), aligned(4), may_alias));
         ST(v + 12 * xs + c, t30 - t32); ST(v + 13 * xs + c, t31 + t32);                        \
         ST(v + 14 * xs + c, t32 - t31); ST(v + 15 * xs + c, t31 - t33);                        \
     }
-#define SLD(p) (*(p))
-#define SST(p, v) (*(p) = (v))
 
 /* V[xi][c] for one tile: pin = the 16 patch rows (C floats each), v = V + t * C, xs = RT * C. */
 static inline __attribute__((always_inline)) void in_tile(const float *const *pin, float *v,
