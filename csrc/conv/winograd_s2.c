@@ -147,11 +147,19 @@ static int64_t chunk_tiles(int64_t C, int64_t F) {
 
 static int64_t zrow(const nnc_conv2d_geom *g) { return pad16(NNC_MAX(g->C, pad32(g->F))); }
 
+/* Slot s's arrays start SKEW * s floats past their packed offsets: RT * C and RT * F are often
+ * multiples of 4 KB, and 16-25 streams that far apart would share one L1 set (measured: the
+ * transforms ran 1.3x slower). Region A holds V (or dx's products), region B M, dM or dx's
+ * transformed dz, slot s at B + s * bstride. */
+#define SKEW 16
+static int64_t bstride(int64_t RT, int64_t F) { return RT * pad32(F) + SKEW; }
+static int64_t region_a(int64_t RT, int64_t C) { return 25 * RT * C + 16 * SKEW; }
+
 size_t nnc_wino2_scratch(const nnc_conv2d_geom *g) {
     const int64_t RT = chunk_tiles(g->C, g->F);
     /* region A: 25 RT C (V, or dx's products); region B: 16 RT pad32(F) (M, dM, or dz's
      * transform); a zero row; a dump row */
-    return (size_t)(RT * (25 * g->C + 16 * pad32(g->F)) + 2 * zrow(g));
+    return (size_t)(region_a(RT, g->C) + 16 * bstride(RT, g->F) + 2 * zrow(g));
 }
 
 /* ---- transforms (one instance per ISA) ---- */
@@ -206,7 +214,7 @@ static inline __attribute__((always_inline)) void s2_ptrs(const w2_job *j, int64
             pin[a * 5 + b] =
                 (ih >= 0 && ih < H && iw >= 0 && iw < W) ? xn + (ih * W + iw) * C : zero;
             const int s = eslot(a, b);
-            pv[a * 5 + b] = V + (OFF[s] * j->RT + r * width(s) + ecol(a, b)) * C;
+            pv[a * 5 + b] = V + (OFF[s] * j->RT + r * width(s) + ecol(a, b)) * C + s * SKEW;
         }
 }
 
@@ -220,7 +228,8 @@ static inline __attribute__((always_inline)) int fwd_chunk(const w2_job *j, int6
     const nnc_conv2d_geom *g = j->g;
     const nnc_wino2 *w = j->w;
     const int64_t C = g->C, F = g->F, RT = j->RT, OH = g->OH, OW = g->OW, TT = j->TH * j->TW;
-    float *V = s, *M = s + 25 * RT * C, *zero = M + 16 * RT * pad32(F), *dump = zero + zrow(g);
+    const int64_t xs = bstride(RT, F);
+    float *V = s, *M = s + region_a(RT, C), *zero = M + 16 * xs, *dump = zero + zrow(g);
     for (int64_t r = 0; r < rows; r++) {
         const float *pin[25];
         float *pv[25];
@@ -229,8 +238,8 @@ static inline __attribute__((always_inline)) int fwd_chunk(const w2_job *j, int6
     }
     for (int sl = 0; sl < 9; sl++) {
         const int64_t K = width(sl) * C;
-        int st = nnc_sgemm_packed(0, rows, F, K, 1.f, V + OFF[sl] * RT * C, K, w->u[sl], 0.f,
-                                  M + sl * RT * F, F, NULL, gt);
+        int st = nnc_sgemm_packed(0, rows, F, K, 1.f, V + OFF[sl] * RT * C + sl * SKEW, K,
+                                  w->u[sl], 0.f, M + sl * xs, F, NULL, gt);
         if (st) return st;
     }
     const float *bias = j->bias ? j->bias : zero;
@@ -245,7 +254,6 @@ static inline __attribute__((always_inline)) int fwd_chunk(const w2_job *j, int6
                 po[a * 2 + b] =
                     (oh + a < OH && ow + b < OW) ? yn + ((oh + a) * OW + ow + b) * F : dump;
         const float *m = M + r * F;
-        const int64_t xs = RT * F;
         int64_t f = 0;
         for (; f + 16 <= F; f += 16) {
             vf16 m0 = VLD(m + f), m1 = VLD(m + xs + f), m2 = VLD(m + 2 * xs + f);
@@ -285,7 +293,8 @@ static inline __attribute__((always_inline)) int dx_chunk(const w2_job *j, int64
     const nnc_wino2 *w = j->w;
     const int64_t C = g->C, F = g->F, RT = j->RT, H = g->H, W = g->W, OH = g->OH, OW = g->OW;
     const int64_t TT = j->TH * j->TW;
-    float *P = s, *Vd = s + 25 * RT * C, *zero = Vd + 16 * RT * pad32(F), *dump = zero + zrow(g);
+    const int64_t xs = bstride(RT, F);
+    float *P = s, *Vd = s + region_a(RT, C), *zero = Vd + 16 * xs, *dump = zero + zrow(g);
     for (int64_t r = 0; r < rows; r++) {
         const int64_t t = t0 + r, n = t / TT, th = (t % TT) / j->TW, tw = t % j->TW;
         const int64_t oh0 = 2 * th - 1, ow0 = 2 * tw - 1;
@@ -298,7 +307,6 @@ static inline __attribute__((always_inline)) int dx_chunk(const w2_job *j, int64
                     (oh >= 0 && oh < OH && ow >= 0 && ow < OW) ? dzn + (oh * OW + ow) * F : zero;
             }
         float *v = Vd + r * F;
-        const int64_t xs = RT * F;
 #define S2_DZ_BODY(T, LD, ST, f)                                                               \
     {                                                                                          \
         T q[4][3];                                                                             \
@@ -317,8 +325,8 @@ static inline __attribute__((always_inline)) int dx_chunk(const w2_job *j, int64
     }
     for (int sl = 0; sl < 16; sl++) {
         const int64_t K = widthd(sl) * C;
-        int st = nnc_sgemm_packed(0, rows, K, F, 1.f, Vd + sl * RT * F, F, w->ud[sl], 0.f,
-                                  P + OFFD[sl] * RT * C, K, NULL, gt);
+        int st = nnc_sgemm_packed(0, rows, K, F, 1.f, Vd + sl * xs, F, w->ud[sl], 0.f,
+                                  P + OFFD[sl] * RT * C + sl * SKEW, K, NULL, gt);
         if (st) return st;
     }
     for (int64_t r = 0; r < rows; r++) {
@@ -330,7 +338,8 @@ static inline __attribute__((always_inline)) int dx_chunk(const w2_job *j, int64
         for (int p = 0; p < 5; p++)
             for (int q = 0; q < 5; q++) {
                 const int sd = eslotd(p, q);
-                pp[p * 5 + q] = P + (OFFD[sd] * RT + r * widthd(sd) + ecold(p, q)) * C;
+                pp[p * 5 + q] =
+                    P + (OFFD[sd] * RT + r * widthd(sd) + ecold(p, q)) * C + sd * SKEW;
             }
         if (ih0 >= 0 && iw0 >= 0 && ih0 + 4 <= H && iw0 + 4 <= W) {
             float *x0 = dxn + (ih0 * W + iw0) * C;
@@ -372,7 +381,8 @@ static inline __attribute__((always_inline)) int dw_chunk(const w2_job *j, int64
     const nnc_conv2d_geom *g = j->g;
     const int64_t C = g->C, F = g->F, Fp = pad32(F), RT = j->RT, OH = g->OH, OW = g->OW;
     const int64_t TT = j->TH * j->TW, fe = f1 == F ? Fp : f1;
-    float *V = s, *DM = s + 25 * RT * C, *zero = DM + 16 * RT * Fp;
+    const int64_t xs = bstride(RT, F);
+    float *V = s, *DM = s + region_a(RT, C), *zero = DM + 16 * xs;
     for (int64_t r = 0; r < rows; r++) {
         const float *pin[25];
         float *pv[25];
@@ -387,7 +397,6 @@ static inline __attribute__((always_inline)) int dw_chunk(const w2_job *j, int64
                 py[a * 2 + b] =
                     (oh + a < OH && ow + b < OW) ? dzn + ((oh + a) * OW + ow + b) * F : zero;
         float *q = DM + r * Fp;
-        const int64_t xs = RT * Fp;
 #define S2_DM_BODY(T, LD, ST, f)                                                               \
     {                                                                                          \
         T y00 = LD(py[0] + f), y01 = LD(py[1] + f), y10 = LD(py[2] + f), y11 = LD(py[3] + f);  \
@@ -404,8 +413,8 @@ static inline __attribute__((always_inline)) int dw_chunk(const w2_job *j, int64
     }
     for (int sl = 0; sl < 9; sl++) {
         const int64_t K = width(sl) * C;
-        int st = nnc_sgemm(1, 0, K, fe - f0, rows, 1.f, V + OFF[sl] * RT * C, K,
-                           DM + sl * RT * Fp + f0, Fp, first ? 0.f : 1.f,
+        int st = nnc_sgemm(1, 0, K, fe - f0, rows, 1.f, V + OFF[sl] * RT * C + sl * SKEW, K,
+                           DM + sl * xs + f0, Fp, first ? 0.f : 1.f,
                            du + OFF[sl] * C * Fp + f0, Fp, NULL, 1);
         if (st) return st;
     }
