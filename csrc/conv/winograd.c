@@ -102,11 +102,17 @@ static int64_t chunk_tiles(int64_t C, int64_t F) {
 
 static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
 
+/* Slot xi's V and M rows start 16 floats (a cache line) per xi past RT * C and RT * pad32(F)
+ * apart, so the transforms' 16 streams do not fall into a few L1 sets (RT * C * 4 bytes is
+ * often a multiple of 1-4 KB). */
+static int64_t vstride(int64_t RT, int64_t C) { return RT * C + 16; }
+static int64_t mstride(int64_t RT, int64_t F) { return RT * pad32(F) + 16; }
+
 size_t nnc_wino_scratch(const nnc_conv2d_geom *g) {
     const int64_t RT = chunk_tiles(g->C, g->F);
     /* V, M, a zero row (input padding), a dump row (cropped outputs), a zero bias */
-    /* (the weight gradient uses 16 * RT * (C + pad32(F)) and one zero row of max(C, F)) */
-    return (size_t)(16 * RT * (g->C + pad32(g->F)) + pad16(g->C) + 2 * pad16(g->F));
+    /* (the weight gradient uses the same V and M areas and one zero row of max(C, F)) */
+    return (size_t)(16 * (vstride(RT, g->C) + mstride(RT, g->F)) + pad16(g->C) + 2 * pad16(g->F));
 }
 
 /* ---- transforms (one instance per ISA) ---- */
@@ -220,7 +226,7 @@ static inline __attribute__((always_inline)) void in_chunk(const wino_job *j, in
                 pin[a * 4 + b] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? xn + (ih * W + iw) * C
                                                                           : zero;
             }
-        in_tile(pin, V + r * C, j->RT * C, C);
+        in_tile(pin, V + r * C, vstride(j->RT, C), C);
     }
 }
 
@@ -239,7 +245,7 @@ static inline __attribute__((always_inline)) void out_chunk(const wino_job *j, i
             for (int b = 0; b < 2; b++)
                 pout[a * 2 + b] = (oh + a < OH && ow + b < OW) ? yn + ((oh + a) * OW + ow + b) * F
                                                               : dump;
-        out_tile(M + r * F, j->RT * F, pout, F, j->bias ? j->bias : zero, j->neg, j->hi,
+        out_tile(M + r * F, mstride(j->RT, F), pout, F, j->bias ? j->bias : zero, j->neg, j->hi,
                  j->act);
     }
 }
@@ -278,11 +284,12 @@ typedef void (*out_fn)(const wino_job *, int64_t, int64_t, const float *, float 
 static int run_chunk(const nnc_wino *w, const wino_job *j, in_fn fi, out_fn fo, int64_t t0,
                      int64_t rows, float *s, int gemm_threads) {
     const int64_t C = w->C, F = w->F, RT = j->RT;
-    float *V = s, *M = s + 16 * RT * C, *zero = M + 16 * RT * pad32(F), *dump = zero + pad16(C);
+    const int64_t vs = vstride(RT, C), ms = mstride(RT, F);
+    float *V = s, *M = s + 16 * vs, *zero = M + 16 * ms, *dump = zero + pad16(C);
     fi(j, t0, rows, V, zero);
     for (int xi = 0; xi < 16; xi++) {
-        int st = nnc_sgemm_packed(0, rows, F, C, 1.f, V + xi * RT * C, C, w->u[xi], 0.f,
-                                  M + xi * RT * F, F, NULL, gemm_threads);
+        int st = nnc_sgemm_packed(0, rows, F, C, 1.f, V + xi * vs, C, w->u[xi], 0.f, M + xi * ms,
+                                  F, NULL, gemm_threads);
         if (st) return st;
     }
     fo(j, t0, rows, M, dump);
@@ -320,8 +327,8 @@ int nnc_wino_forward(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x
     int T = nthreads > 0 ? nthreads
                          : nnc_threads_for(2.0 * N * g->OH * g->OW * 9 * g->C * g->F, nchunks);
     for (int t = 0; t < (T > 1 && nchunks >= 2 * T ? T : 1); t++)
-        memset(scratch + t * per + 16 * RT * (g->C + pad32(g->F)), 0,
-               (size_t)(per - 16 * RT * (g->C + pad32(g->F))) * sizeof(float));
+        memset(scratch + t * per + 16 * (vstride(RT, g->C) + mstride(RT, g->F)), 0,
+               (size_t)(per - 16 * (vstride(RT, g->C) + mstride(RT, g->F))) * sizeof(float));
     if (T > 1 && nchunks >= 2 * T) {
         int status = 0;
 #ifdef _OPENMP
@@ -393,7 +400,7 @@ static inline __attribute__((always_inline)) void dw_chunk(const wino_job *j, co
                 pin[a * 4 + b] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? xn + (ih * W + iw) * C
                                                                           : zero;
             }
-        in_tile(pin, V + r * C + c0, j->RT * C, c1 - c0);
+        in_tile(pin, V + r * C + c0, vstride(j->RT, C), c1 - c0);
         const float *dzn = dz + n * OH * OW * F;
         const float *py[4];
         for (int a = 0; a < 2; a++)
@@ -401,7 +408,7 @@ static inline __attribute__((always_inline)) void dw_chunk(const wino_job *j, co
                 py[a * 2 + b] = (oh + a < OH && ow + b < OW) ? dzn + ((oh + a) * OW + ow + b) * F
                                                             : zero;
         float *q = DM + r * Fp;
-        const int64_t xs = j->RT * Fp, fe = f1 == F ? Fp : f1;
+        const int64_t xs = mstride(j->RT, F), fe = f1 == F ? Fp : f1;
         int64_t f = f0;
         for (; f + 16 <= f1; f += 16) DM_BODY(vf16, VLD, VST, f)
         for (; f < f1; f++) DM_BODY(float, SLD, SST, f)
@@ -439,14 +446,15 @@ static int du_block(const nnc_wino *w, const wino_job *j, dw_fn fd, const float 
                     float *du) {
     const int64_t C = w->C, F = w->F, Fp = pad32(F), RT = j->RT;
     const int64_t fe = f1 == F ? Fp : f1; /* GEMM columns, pad included at the end */
-    float *V = s, *DM = s + 16 * RT * C, *zero = DM + 16 * RT * Fp;
+    const int64_t vs = vstride(RT, C), ms = mstride(RT, F);
+    float *V = s, *DM = s + 16 * vs, *zero = DM + 16 * ms;
     if (c1 <= c0 || f1 <= f0) return 0;
     for (int64_t t0 = ta; t0 < tb; t0 += RT) {
         const int64_t rows = NNC_MIN(RT, tb - t0);
         fd(j, dz, t0, rows, c0, c1, f0, f1, V, DM, zero);
         for (int xi = 0; xi < 16; xi++) {
-            int st = nnc_sgemm(1, 0, c1 - c0, fe - f0, rows, 1.f, V + xi * RT * C + c0, C,
-                               DM + xi * RT * Fp + f0, Fp, t0 == ta ? 0.f : 1.f,
+            int st = nnc_sgemm(1, 0, c1 - c0, fe - f0, rows, 1.f, V + xi * vs + c0, C,
+                               DM + xi * ms + f0, Fp, t0 == ta ? 0.f : 1.f,
                                du + (xi * C + c0) * Fp + f0, Fp, NULL, 1);
             if (st) return st;
         }
@@ -498,7 +506,7 @@ int nnc_wino_backward_weights(const nnc_wino *w, const nnc_conv2d_geom *g, const
 #endif
     const size_t per = nnc_wino_scratch(g);
     const int64_t TT = j.TH * j.TW, C = g->C, F = g->F;
-    const int64_t zoff = 16 * j.RT * (C + pad32(F));
+    const int64_t zoff = 16 * (vstride(j.RT, C) + mstride(j.RT, F));
     /* S image slices, fixed by the batch: slice sl sums images [N sl / S, N (sl + 1) / S) into
      * its own dU, and the slices are added in order before the output transform. With T <= S
      * threads each takes whole slices, so a thread transforms and reads only its own images
