@@ -102,40 +102,27 @@ static void stage_kernel(float *stage, const float *k, int64_t C, int64_t F, con
         }
 }
 
-int nnc_wino2_set_weights(nnc_wino2 *w, const float *k) {
+/* Transforms k with g (GT forward, GD backward data), gathers each slot's entries into one
+ * (width * C) x F block and packs it (forward: as is; backward data: transposed, F x width C).
+ * Staging in du, which is free outside the weight gradient. */
+static int pack_slots(nnc_wino2 *w, const float *k, int dx) {
     const int64_t C = w->C, F = w->F;
-    /* the 25 entries staged in grid order, then each slot's entries gathered into one
-     * (width * C) x F block and packed (both in du, free outside the weight gradient) */
     float *tmp = w->du, *blk = w->du + 25 * C * F;
-    stage_kernel(tmp, k, C, F, GT);
-    for (int s = 0; s < 9; s++) {
+    stage_kernel(tmp, k, C, F, dx ? GD : GT);
+    for (int s = 0; s < (dx ? 16 : 9); s++) {
         for (int p = 0; p < 5; p++)
             for (int q = 0; q < 5; q++)
-                if (eslot(p, q) == s)
-                    memcpy(blk + ecol(p, q) * C * F, tmp + (p * 5 + q) * C * F,
-                           (size_t)(C * F) * sizeof(float));
-        int st = nnc_pack_b(w->u[s], blk, F, 0);
+                if ((dx ? eslotd(p, q) : eslot(p, q)) == s)
+                    memcpy(blk + (dx ? ecold(p, q) : ecol(p, q)) * C * F,
+                           tmp + (p * 5 + q) * C * F, (size_t)(C * F) * sizeof(float));
+        int st = dx ? nnc_pack_b(w->ud[s], blk, F, 1) : nnc_pack_b(w->u[s], blk, F, 0);
         if (st) return st;
     }
     return 0;
 }
 
-int nnc_wino2_set_weights_dx(nnc_wino2 *w, const float *k) {
-    const int64_t C = w->C, F = w->F;
-    float *tmp = w->du, *blk = w->du + 25 * C * F;
-    stage_kernel(tmp, k, C, F, GD);
-    for (int s = 0; s < 16; s++) {
-        for (int p = 0; p < 5; p++)
-            for (int q = 0; q < 5; q++)
-                if (eslotd(p, q) == s)
-                    memcpy(blk + ecold(p, q) * C * F, tmp + (p * 5 + q) * C * F,
-                           (size_t)(C * F) * sizeof(float));
-        /* source (width * C) x F is op(B)^T: transB */
-        int st = nnc_pack_b(w->ud[s], blk, F, 1);
-        if (st) return st;
-    }
-    return 0;
-}
+int nnc_wino2_set_weights(nnc_wino2 *w, const float *k) { return pack_slots(w, k, 0); }
+int nnc_wino2_set_weights_dx(nnc_wino2 *w, const float *k) { return pack_slots(w, k, 1); }
 
 static int64_t chunk_tiles(int64_t C, int64_t F) {
     int64_t r = (768 * 1024) / (4 * (25 * C + 16 * pad32(F)));
