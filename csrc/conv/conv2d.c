@@ -95,12 +95,12 @@ nnc_conv2d *nnc_conv2d_new(const nnc_conv2d_geom *g) {
     } else {
         c->wbp = nnc_packed_new(g->F, c->Kc);
     }
-    if (nnc_wino_applies(g) && !(c->wino = nnc_wino_new(g->C, g->F))) {
+    if (nnc_wino_applies(g) && !(c->wino = nnc_wino_new(g->C, g->F, 1))) {
         nnc_conv2d_free(c);
         return NULL;
     }
     if (c->stride1 && !c->pointwise && nnc_wino_applies(&c->gb) &&
-        !(c->winob = nnc_wino_new(g->F, g->C))) {
+        !(c->winob = nnc_wino_new(g->F, g->C, 0))) {
         nnc_conv2d_free(c);
         return NULL;
     }
@@ -154,7 +154,8 @@ static size_t scratch_need(const nnc_conv2d *c, int T) {
     if (b > m) m = b;
     if (d > m) m = d;
     if (e > m) m = e;
-    if (g->C <= 4 && (size_t)3 * c->Kc * g->F > m) m = (size_t)3 * c->Kc * g->F; /* smallc */
+    const size_t sm = (size_t)(SMALLC_SLICES - 1) * c->Kc * g->F; /* smallc's slice partials */
+    if (g->C <= 4 && sm > m) m = sm;
     if (c->wino && (size_t)T * nnc_wino_scratch(g) > m) m = (size_t)T * nnc_wino_scratch(g);
     if (c->winob && (size_t)T * nnc_wino_scratch(&c->gb) > m)
         m = (size_t)T * nnc_wino_scratch(&c->gb);
@@ -377,9 +378,7 @@ static int conv_fwd_implicit(const nnc_conv2d_geom *g, const float *x, int64_t N
     const int64_t OH = g->OH, bpi = (OH + IMPLICIT_ROWS - 1) / IMPLICIT_ROWS, blocks = N * bpi;
     int64_t lo, hi;
     implicit_interior(g, &lo, &hi);
-    int T = nthreads > 0 ? nthreads
-                         : nnc_threads_for(2.0 * N * OH * g->OW * g->KH * g->KW * g->C * g->F,
-                                           blocks);
+    int T = conv_threads(nthreads, 2.0 * N * OH * g->OW * g->KH * g->KW * g->C * g->F, blocks);
     if (T > blocks) T = (int)blocks;
     int status = 0;
 #ifdef _OPENMP
@@ -404,43 +403,34 @@ static int conv_fwd_implicit(const nnc_conv2d_geom *g, const float *x, int64_t N
     return status;
 }
 
+typedef struct {
+    const nnc_conv2d_geom *g;
+    const float *x;
+    const nnc_packed *wp;
+    const nnc_epilogue *ep;
+    float *y;
+    int64_t R, P;
+} fwd_job;
+
+/* Chunk ch: im2col of R output pixels, then their GEMM. */
+static int fwd_chunk(const void *ctx, int64_t ch, float *col, int gemm_threads) {
+    const fwd_job *j = (const fwd_job *)ctx;
+    const int64_t Kc = j->g->KH * j->g->KW * j->g->C, F = j->g->F;
+    const int64_t p0 = ch * j->R, rows = NNC_MIN(j->R, j->P - p0);
+    im2col_rows(j->g, j->x, p0, rows, col);
+    return nnc_sgemm_packed(0, rows, F, Kc, 1.f, col, Kc, j->wp, 0.f, j->y + p0 * F, F, j->ep,
+                            gemm_threads);
+}
+
 /* y [P x F] for the conv of geometry g with the packed kernel; pointwise is handled by callers. */
 static int conv_fwd_chunks(const nnc_conv2d_geom *g, const float *x, int64_t N,
                            const nnc_packed *wp, const nnc_epilogue *ep, float *y, int64_t R,
                            float *scratch, int nthreads) {
     if (implicit_ok(g)) return conv_fwd_implicit(g, x, N, wp, ep, y, nthreads);
-    const int64_t Kc = g->KH * g->KW * g->C, F = g->F;
-    const int64_t P = N * g->OH * g->OW;
-    const int64_t nchunks = (P + R - 1) / R;
-    int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * P * Kc * F, nchunks);
-    if (T > 1 && nchunks >= 2 * T) {
-        int status = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(T)
-        {
-            float *col = scratch + (size_t)omp_get_thread_num() * R * Kc;
-#pragma omp for schedule(static)
-            for (int64_t ch = 0; ch < nchunks; ch++) {
-                const int64_t p0 = ch * R, rows = NNC_MIN(R, P - p0);
-                im2col_rows(g, x, p0, rows, col);
-                int st = nnc_sgemm_packed(0, rows, F, Kc, 1.f, col, Kc, wp, 0.f, y + p0 * F, F, ep, 1);
-                if (st) {
-#pragma omp atomic write
-                    status = st;
-                }
-            }
-        }
-#endif
-        return status;
-    }
-    for (int64_t ch = 0; ch < nchunks; ch++) {
-        const int64_t p0 = ch * R, rows = NNC_MIN(R, P - p0);
-        im2col_rows(g, x, p0, rows, scratch);
-        int st = nnc_sgemm_packed(0, rows, F, Kc, 1.f, scratch, Kc, wp, 0.f, y + p0 * F, F, ep,
-                                  nthreads);
-        if (st) return st;
-    }
-    return 0;
+    const int64_t Kc = g->KH * g->KW * g->C, P = N * g->OH * g->OW, nchunks = (P + R - 1) / R;
+    const fwd_job j = {g, x, wp, ep, y, R, P};
+    const int T = conv_threads(nthreads, 2.0 * P * Kc * g->F, nchunks);
+    return conv_run_chunks(nchunks, T, scratch, (size_t)(R * Kc), fwd_chunk, &j, nthreads);
 }
 
 static int threads_setting(int nthreads) { return nthreads > 0 ? nthreads : nnc_get_num_threads(); }
@@ -599,7 +589,7 @@ int nnc_conv2d_backward_data(nnc_conv2d *c, const float *dz, int64_t N, float *d
         return nnc_wino2_backward_data(c->wino2, g, dz, N, dx, c->scratch, nthreads);
     const int64_t in_img = g->H * g->W * g->C, out_img = g->OH * g->OW * g->F;
     const double flops = 2.0 * N * g->OH * g->OW * c->Kc * g->F;
-    int T = nthreads > 0 ? nthreads : nnc_threads_for(flops, N);
+    int T = conv_threads(nthreads, flops, N);
     if (T > N) T = (int)N;
     if (T > 1) {
         int status = 0;
@@ -660,6 +650,34 @@ static int dw_columns(const nnc_conv2d *c, const float *x, const float *dz, int6
     return 0;
 }
 
+typedef struct {
+    const nnc_conv2d *c;
+    const float *x, *dz;
+    float *dw, *part; /* slice 0 sums into dw, slice s > 0 into part + (s - 1) * Kc * F */
+    int64_t N, S;
+} dw_job;
+
+static int dw_slice(void *ctx, int64_t sl, int64_t b0, int64_t b1, float *col) {
+    const dw_job *j = (const dw_job *)ctx;
+    const nnc_conv2d_geom *g = &j->c->g;
+    const int64_t Kc = j->c->Kc, F = g->F, OHW = g->OH * g->OW;
+    const int64_t n0 = j->N * sl / j->S, n1 = j->N * (sl + 1) / j->S;
+    return dw_columns(j->c, j->x + n0 * g->H * g->W * g->C, j->dz + n0 * OHW * F,
+                      (n1 - n0) * OHW, b0 * 16, NNC_MIN(F, b1 * 16),
+                      sl ? j->part + (sl - 1) * Kc * F : j->dw, col);
+}
+
+/* Row i of dW plus the later slices' partials, in slice order. */
+static void dw_fin(void *ctx, int64_t i) {
+    const dw_job *j = (const dw_job *)ctx;
+    const int64_t F = j->c->g.F, KcF = j->c->Kc * F;
+    float *d = j->dw + i * F;
+    for (int64_t sl = 1; sl < j->S; sl++) {
+        const float *p = j->part + (sl - 1) * KcF + i * F;
+        for (int64_t f = 0; f < F; f++) d[f] += p[f];
+    }
+}
+
 int nnc_conv2d_backward_weights(nnc_conv2d *c, const float *x, const float *dz, int64_t N,
                                 float *dw, float *db, int nthreads) {
     const nnc_conv2d_geom *g = &c->g;
@@ -669,62 +687,28 @@ int nnc_conv2d_backward_weights(nnc_conv2d *c, const float *x, const float *dz, 
         if (db) memset(db, 0, (size_t)F * sizeof(float));
         return 0;
     }
-    if (db) colsum_cols(dz, P, F, db, nthreads > 0 ? nthreads : nnc_threads_for(1.0 * P * F, F / 16));
+    if (db) colsum_cols(dz, P, F, db, conv_threads(nthreads, 1.0 * P * F, (F + 15) / 16));
     if (c->pointwise)
         return nnc_sgemm(1, 0, Kc, F, P, 1.f, x, Kc, dz, F, 0.f, dw, F, NULL, nthreads);
     int st = grow(c, scratch_need(c, threads_setting(nthreads)));
     if (st) return st;
-    if (!c->pointwise && nnc_smallc_applies(g) && g_wino_on)
+    if (nnc_smallc_applies(g) && g_wino_on)
         return nnc_smallc_backward_weights(g, x, dz, N, dw, c->scratch, nthreads);
     if (c->wino && g_wino_on)
         return nnc_wino_backward_weights(c->wino, g, x, dz, N, dw, c->scratch, nthreads);
     if (c->wino2 && g_wino_on)
         return nnc_wino2_backward_weights(c->wino2, g, x, dz, N, dw, c->scratch, nthreads);
     /* The pixel sum is cut into S = min(N, 2) image slices, fixed by the batch alone: slice 0
-     * sums into dw, slice 1 into a partial in scratch, added last. One region: with T <= S
-     * threads each takes whole slices (its own im2col, no duplicated work); with T > S the
-     * threads of a slice own 16-aligned column blocks of it (each building the slice's im2col).
-     * Every dW element sums the same chunks in the same order whatever the thread count. */
-    const int64_t S = NNC_MIN(N, DW_SLICES), nb = (F + 15) / 16;
-    const int64_t OHW = g->OH * g->OW;
-    float *part = c->scratch + scratch_cols_dw(c, threads_setting(nthreads));
-    int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * P * Kc * F, S * nb);
-    if (T > S * nb) T = (int)(S * nb);
-    int status = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(T) if (T > 1)
-#endif
-    {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        const int t = 0, nt = 1;
-#endif
-        float *col = c->scratch + (size_t)t * c->rows_dw * Kc;
-        for (int64_t sl = conv_slice_first(t, nt, S); sl < S; sl += conv_slice_step(nt, S)) {
-            int64_t b0, b1; /* 16-column blocks */
-            conv_slice_blocks(t, nt, S, sl, nb, &b0, &b1);
-            const int64_t f0 = b0 * 16, f1 = NNC_MIN(F, b1 * 16);
-            const int64_t n0 = N * sl / S, n1 = N * (sl + 1) / S;
-            int st = dw_columns(c, x + n0 * g->H * g->W * g->C, dz + n0 * OHW * F,
-                                (n1 - n0) * OHW, f0, f1, sl ? part + (sl - 1) * Kc * F : dw, col);
-            if (st) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                status = st;
-            }
-        }
-        if (S > 1) {
-#ifdef _OPENMP
-#pragma omp barrier
-#pragma omp for schedule(static)
-#endif
-            for (int64_t i = 0; i < Kc * F; i++)
-                for (int64_t sl = 1; sl < S; sl++) dw[i] += part[(sl - 1) * Kc * F + i];
-        }
-    }
-    return status;
+     * sums into dw, slice 1 into a partial in scratch, added last. With T <= S threads each
+     * takes whole slices (its own im2col, no duplicated work); with T > S the threads of a slice
+     * own 16-aligned column blocks of it (each building the slice's im2col). */
+    dw_job j = {c, x, dz, dw, c->scratch + scratch_cols_dw(c, threads_setting(nthreads)), N,
+                NNC_MIN(N, DW_SLICES)};
+    const int64_t nb = (F + 15) / 16;
+    int T = conv_threads(nthreads, 2.0 * P * Kc * F, j.S * nb);
+    if (T > j.S * nb) T = (int)(j.S * nb);
+    return conv_run_slices(j.S, nb, T, c->scratch, (size_t)(c->rows_dw * Kc), dw_slice, dw_fin,
+                           j.S > 1 ? Kc : 0, &j);
 }
 
 /* ---- activation backward fused with the bias gradient ---- */
@@ -792,7 +776,7 @@ int nnc_conv_act_backward(int act, float alpha, const float *y, float *dy, int64
     const int64_t nch = (rows + ACT_CHUNK - 1) / ACT_CHUNK;
     if (cols <= 256 && nch * cols <= ACT_PART) {
         float part[ACT_PART];
-        int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * rows * cols, nch);
+        int T = conv_threads(nthreads, 2.0 * rows * cols, nch);
         if (T > nch) T = (int)nch;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
@@ -810,7 +794,7 @@ int nnc_conv_act_backward(int act, float alpha, const float *y, float *dy, int64
         return 0;
     }
     const int64_t nb = (cols + 15) / 16;
-    int T = nthreads > 0 ? nthreads : nnc_threads_for(2.0 * rows * cols, nb);
+    int T = conv_threads(nthreads, 2.0 * rows * cols, nb);
     if (T > nb) T = (int)nb;
     if (T > 1) {
 #ifdef _OPENMP

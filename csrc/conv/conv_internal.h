@@ -10,7 +10,8 @@ typedef struct nnc_wino nnc_wino;
 /* Whether a geometry takes the Winograd path: 3x3, stride 1, no dilation, and enough channels
  * on both sides that the 16 C x F GEMMs dominate the transforms. */
 int nnc_wino_applies(const nnc_conv2d_geom *g);
-nnc_wino *nnc_wino_new(int64_t C, int64_t F);
+/* with_dw: room for the weight gradient (the backward-data instance needs none). */
+nnc_wino *nnc_wino_new(int64_t C, int64_t F, int with_dw);
 void nnc_wino_free(nnc_wino *w);
 /* k: HWIO 3 x 3 x C x F. */
 int nnc_wino_set_weights(nnc_wino *w, const float *k);
@@ -49,26 +50,31 @@ int nnc_wino2_backward_weights(const nnc_wino2 *w, const nnc_conv2d_geom *g, con
 /* Direct weight gradient for C <= 4 and F % 16 == 0 under AVX-512 (smallc.c); the ISA in
  * use is checked at each call. */
 int nnc_smallc_applies(const nnc_conv2d_geom *g);
-/* Image slices the pixel sum is cut into (a function of N only); scratch holds
+/* Image slices the pixel sum is cut into (min(N, SMALLC_SLICES)); scratch holds
  * (slices - 1) * KH*KW*C*F floats. */
+#define SMALLC_SLICES 4
 int nnc_smallc_slices(int64_t N);
 int nnc_smallc_backward_weights(const nnc_conv2d_geom *g, const float *x, const float *dz,
                                 int64_t N, float *dw, float *scratch, int nthreads);
 
-/* How the weight gradients share work: the image sum is cut into S slices fixed by the batch.
- * Thread t of nt visits slices conv_slice_first(t, nt, S), then every conv_slice_step(nt, S);
- * with nt <= S it takes whole slices (blocks [0, blocks)), with nt > S the threads t, t + S, ...
- * of a slice share its blocks (conv_slice_blocks). */
-static inline int64_t conv_slice_first(int t, int nt, int64_t S) { return nt > S ? t % S : t; }
-static inline int64_t conv_slice_step(int nt, int64_t S) { return nt > S ? S : nt; }
-static inline void conv_slice_blocks(int t, int nt, int64_t S, int64_t sl, int64_t blocks,
-                                     int64_t *b0, int64_t *b1) {
-    *b0 = 0;
-    *b1 = blocks;
-    if (nt > S) {
-        const int64_t ns = (nt - sl + S - 1) / S, jt = t / S;
-        *b0 = blocks * jt / ns;
-        *b1 = blocks * (jt + 1) / ns;
-    }
-}
+/* Thread sharing (conv_sched.c). conv_threads: an explicit nthreads, else the process policy
+ * for this much work; always 1 in a build without OpenMP. */
+int conv_threads(int nthreads, double flops, int64_t units);
+/* Chunked passes: fn(ctx, ch, scratch, gemm_threads) for chunks [0, nchunks). With T > 1 and
+ * at least 2T chunks, threads take whole chunks (thread t on scratch + t * per, single-threaded
+ * GEMMs); otherwise the chunks run in order on scratch, the GEMMs given nthreads.
+ * conv_chunk_threads: how many scratch blocks that uses. */
+typedef int (*conv_chunk_fn)(const void *ctx, int64_t ch, float *scratch, int gemm_threads);
+int conv_chunk_threads(int64_t nchunks, int T);
+int conv_run_chunks(int64_t nchunks, int T, float *scratch, size_t per, conv_chunk_fn fn,
+                    const void *ctx, int nthreads);
+/* Weight gradients: the image sum is cut into S slices fixed by the batch, each summed into its
+ * own buffer by body(ctx, slice, b0, b1, scratch) for column blocks [b0, b1) of `blocks`. With
+ * T <= S threads each takes whole slices; with T > S the threads of a slice split its blocks.
+ * Then fin(ctx, i) for i in [0, nfin) (adding the slices in order, any final transform), split
+ * over the threads. T must not exceed S * blocks. */
+typedef int (*conv_slice_fn)(void *ctx, int64_t sl, int64_t b0, int64_t b1, float *scratch);
+typedef void (*conv_fin_fn)(void *ctx, int64_t i);
+int conv_run_slices(int64_t S, int64_t blocks, int T, float *scratch, size_t per,
+                    conv_slice_fn body, conv_fin_fn fin, int64_t nfin, void *ctx);
 #endif

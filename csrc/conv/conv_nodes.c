@@ -264,12 +264,24 @@ static void transpose_batch(const float *x, float *y, int64_t batch, int64_t A, 
     int T = nnc_threads_for(1.0 * batch * S, batch);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
+#else
+    (void)T;
 #endif
-    for (int64_t n = 0; n < batch; n++)
+    for (int64_t n = 0; n < batch; n++) {
+        const float *xn = x + n * S;
+        float *yn = y + n * S;
+        if (inner == 1) { /* single floats: 16 x 16 tiles, not a memcpy call per element */
+            for (int64_t a0 = 0; a0 < A; a0 += 16)
+                for (int64_t b0 = 0; b0 < B; b0 += 16)
+                    for (int64_t a = a0; a < NNC_MIN(A, a0 + 16); a++)
+                        for (int64_t b = b0; b < NNC_MIN(B, b0 + 16); b++) yn[b * A + a] = xn[a * B + b];
+            continue;
+        }
         for (int64_t a = 0; a < A; a++)
             for (int64_t b = 0; b < B; b++)
-                memcpy(y + n * S + (b * A + a) * inner, x + n * S + (a * B + b) * inner,
+                memcpy(yn + (b * A + a) * inner, xn + (a * B + b) * inner,
                        (size_t)inner * sizeof(float));
+    }
 }
 
 static int tr_forward(nnc_node *self, const float *x, int64_t batch, int training) {

@@ -8,7 +8,7 @@
  * elements (Keras). Backward passes are scatters over whole images (threads over images),
  * or over output rows when windows do not overlap, so writes never collide and the sum order is
  * fixed: bitwise identical for any thread count. Memory-bound: no blocking beyond rows. */
-#include "../common/internal.h"
+#include "conv_internal.h"
 
 #include <float.h>
 #include <string.h>
@@ -208,12 +208,13 @@ INSTANCES(gpool_fwd_imgs,
 #define PAR_RANGES(T, n, a, b, ...)                                                           \
     do {                                                                                       \
         int64_t a = 0, b = (n);                                                                \
-        __VA_ARGS__;                                                                                  \
+        (void)(T);                                                                             \
+        __VA_ARGS__;                                                                           \
     } while (0)
 #endif
 
 static int pool_threads(int nthreads, double work, int64_t units) {
-    int T = nthreads > 0 ? nthreads : nnc_threads_for(work, units);
+    int T = conv_threads(nthreads, work, units);
     if (T > units) T = (int)(units > 0 ? units : 1);
     return T;
 }

@@ -30,7 +30,6 @@ typedef float vf16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define VST(p, v) (*(vf16u *)(p) = (v))
 
 #define SMALLC_MAX_TAPS 64
-#define SMALLC_SLICES 4
 
 int nnc_smallc_applies(const nnc_conv2d_geom *g) {
     return nnc_isa() == NNC_ISA_AVX512 && g->C <= 4 && g->F % 16 == 0 && g->F > 0 && g->KH * g->KW <= SMALLC_MAX_TAPS;
@@ -133,7 +132,7 @@ int nnc_smallc_backward_weights(const nnc_conv2d_geom *g, const float *x, const 
      * splitting a sum in a thread-count-dependent way. */
     const int64_t S = nnc_smallc_slices(N);
     const double flops = 2.0 * N * g->OH * g->OW * Kc * F;
-    int T = nthreads > 0 ? nthreads : nnc_threads_for(flops, S * groups * (F / 16));
+    int T = conv_threads(nthreads, flops, S * groups * (F / 16));
     /* 32-filter items unless that leaves a thread idle (the width does not change results) */
     const int nvb = (F % 32 == 0 && (T <= 1 || S * groups * (F / 32) >= 2 * T)) ? 2 : 1;
     const int64_t fb = F / (16 * nvb), per = groups * fb, items = S * per;

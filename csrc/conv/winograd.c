@@ -27,8 +27,9 @@
 struct nnc_wino {
     int64_t C, F;
     nnc_packed *u[16];
-    float *stage; /* 16 x C x F: U before packing */
-    float *du;    /* WINO_SLICES x 16 x C x pad32(F): weight gradient per image slice, Winograd domain */
+    /* with_dw: WINO_SLICES x 16 x C x pad32(F), the weight gradient per image slice in the
+     * Winograd domain; else 16 x C x F. Also U's staging before packing (set_weights). */
+    float *du;
 };
 
 static int64_t pad32(int64_t n) { return (n + 31) / 32 * 32; }
@@ -42,7 +43,7 @@ int nnc_wino_applies(const nnc_conv2d_geom *g) {
            g->C >= 16 && g->F >= 16 && g->OH >= 2 && g->OW >= 2;
 }
 
-nnc_wino *nnc_wino_new(int64_t C, int64_t F) {
+nnc_wino *nnc_wino_new(int64_t C, int64_t F, int with_dw) {
     nnc_wino *w = (nnc_wino *)nnc_malloc(sizeof(nnc_wino));
     if (!w) return NULL;
     memset(w, 0, sizeof(*w));
@@ -50,9 +51,9 @@ nnc_wino *nnc_wino_new(int64_t C, int64_t F) {
     w->F = F;
     int ok = 1;
     for (int i = 0; i < 16; i++) ok &= (w->u[i] = nnc_packed_new(C, F)) != NULL;
-    w->stage = (float *)nnc_malloc((size_t)(16 * C * F) * sizeof(float));
-    w->du = (float *)nnc_malloc((size_t)(WINO_SLICES * 16 * C * pad32(F)) * sizeof(float));
-    if (!ok || !w->stage || !w->du) {
+    const int64_t n = with_dw ? WINO_SLICES * 16 * C * pad32(F) : 16 * C * F;
+    w->du = (float *)nnc_malloc((size_t)n * sizeof(float));
+    if (!ok || !w->du) {
         nnc_wino_free(w);
         return NULL;
     }
@@ -62,19 +63,19 @@ nnc_wino *nnc_wino_new(int64_t C, int64_t F) {
 void nnc_wino_free(nnc_wino *w) {
     if (!w) return;
     for (int i = 0; i < 16; i++) nnc_packed_free(w->u[i]);
-    nnc_free(w->stage);
     nnc_free(w->du);
     nnc_free(w);
 }
 
+static const float G[4][3] = {{1.f, 0.f, 0.f}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0.f, 0.f, 1.f}};
+
 int nnc_wino_set_weights(nnc_wino *w, const float *k) {
-    /* U = G g G^T, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1], vectorised over f. */
-    static const float G[4][3] = {{1.f, 0.f, 0.f}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0.f, 0.f, 1.f}};
+    /* U = G g G^T, vectorised over f. */
     const int64_t C = w->C, F = w->F, CF = C * F;
     for (int64_t c = 0; c < C; c++) {
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 4; j++) {
-                float *u = w->stage + (i * 4 + j) * CF + c * F;
+                float *u = w->du + (i * 4 + j) * CF + c * F;
                 for (int64_t f = 0; f < F; f++) {
                     float s = 0.f;
                     for (int a = 0; a < 3; a++) {
@@ -86,7 +87,7 @@ int nnc_wino_set_weights(nnc_wino *w, const float *k) {
             }
     }
     for (int i = 0; i < 16; i++) {
-        int st = nnc_pack_b(w->u[i], w->stage + i * CF, F, 0);
+        int st = nnc_pack_b(w->u[i], w->du + i * CF, F, 0);
         if (st) return st;
     }
     return 0;
@@ -200,7 +201,12 @@ static inline __attribute__((always_inline)) void out_tile(const float *m, int64
     }
 }
 
-typedef struct {
+typedef struct wino_job wino_job;
+typedef void (*in_fn)(const wino_job *, int64_t, int64_t, float *, const float *);
+typedef void (*out_fn)(const wino_job *, int64_t, int64_t, const float *, float *);
+typedef void (*dw_fn)(const wino_job *, const float *, int64_t, int64_t, int64_t, int64_t,
+                      int64_t, int64_t, float *, float *, const float *);
+struct wino_job {
     const nnc_conv2d_geom *g;
     const float *x;
     float *y;
@@ -208,7 +214,15 @@ typedef struct {
     const float *bias;
     float neg, hi;
     int act; /* 0: linear, no clamp */
-} wino_job;
+    /* scheduling (nnc_wino_forward / nnc_wino_backward_weights) */
+    const nnc_wino *w;
+    in_fn fi;
+    out_fn fo;
+    dw_fn fd;
+    const float *dz;
+    float *dw;
+    int64_t tiles, S, by_f;
+};
 
 static inline __attribute__((always_inline)) void in_chunk(const wino_job *j, int64_t t0,
                                                            int64_t rows, float *V,
@@ -277,83 +291,73 @@ NNC_TARGET_AVX512 static void out_chunk_avx512(const wino_job *j, int64_t t0, in
 }
 #endif
 
-typedef void (*in_fn)(const wino_job *, int64_t, int64_t, float *, const float *);
-typedef void (*out_fn)(const wino_job *, int64_t, int64_t, const float *, float *);
 
-/* One chunk: transform in, 16 GEMMs, transform out. s = this thread's scratch. */
-static int run_chunk(const nnc_wino *w, const wino_job *j, in_fn fi, out_fn fo, int64_t t0,
-                     int64_t rows, float *s, int gemm_threads) {
-    const int64_t C = w->C, F = w->F, RT = j->RT;
+/* Job over the 2x2 output tiles; the forward transforms for the ISA in use. */
+static void job_init(wino_job *j, const nnc_wino *w, const nnc_conv2d_geom *g, const float *x,
+                     int64_t N) {
+    memset(j, 0, sizeof(*j));
+    j->g = g;
+    j->w = w;
+    j->x = x;
+    j->RT = chunk_tiles(g->C, g->F);
+    j->TH = (g->OH + 1) / 2;
+    j->TW = (g->OW + 1) / 2;
+    j->tiles = N * j->TH * j->TW;
+    j->fi = in_chunk_generic;
+    j->fo = out_chunk_generic;
+#if NNC_X86
+    if (nnc_isa() == NNC_ISA_AVX2) {
+        j->fi = in_chunk_avx2;
+        j->fo = out_chunk_avx2;
+    } else if (nnc_isa() == NNC_ISA_AVX512) {
+        j->fi = in_chunk_avx512;
+        j->fo = out_chunk_avx512;
+    }
+#endif
+}
+
+/* Zero rows (and dump/bias rows) after V and M in the first T scratch blocks. */
+static void clear_tail(const nnc_conv2d_geom *g, int64_t RT, float *scratch, int T) {
+    const size_t per = nnc_wino_scratch(g);
+    const size_t body = (size_t)(16 * (vstride(RT, g->C) + mstride(RT, g->F)));
+    for (int t = 0; t < T; t++) memset(scratch + t * per + body, 0, (per - body) * sizeof(float));
+}
+
+/* Chunk ch: transform in, 16 GEMMs, transform out. s = this thread's scratch. */
+static int run_chunk(const void *ctx, int64_t ch, float *s, int gemm_threads) {
+    const wino_job *j = (const wino_job *)ctx;
+    const int64_t C = j->w->C, F = j->w->F, RT = j->RT;
+    const int64_t t0 = ch * RT, rows = NNC_MIN(RT, j->tiles - t0);
     const int64_t vs = vstride(RT, C), ms = mstride(RT, F);
     float *V = s, *M = s + 16 * vs, *zero = M + 16 * ms, *dump = zero + pad16(C);
-    fi(j, t0, rows, V, zero);
+    j->fi(j, t0, rows, V, zero);
     for (int xi = 0; xi < 16; xi++) {
-        int st = nnc_sgemm_packed(0, rows, F, C, 1.f, V + xi * vs, C, w->u[xi], 0.f, M + xi * ms,
-                                  F, NULL, gemm_threads);
+        int st = nnc_sgemm_packed(0, rows, F, C, 1.f, V + xi * vs, C, j->w->u[xi], 0.f,
+                                  M + xi * ms, F, NULL, gemm_threads);
         if (st) return st;
     }
-    fo(j, t0, rows, M, dump);
+    j->fo(j, t0, rows, M, dump);
     return 0;
+}
+
+static double conv_flops(const nnc_conv2d_geom *g, int64_t N) {
+    return 2.0 * N * g->OH * g->OW * 9 * g->C * g->F;
 }
 
 int nnc_wino_forward(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x, int64_t N,
                      const nnc_epilogue *ep, float *y, float *scratch, int nthreads) {
     wino_job j;
-    j.g = g;
-    j.x = x;
+    job_init(&j, w, g, x, N);
     j.y = y;
-    j.RT = chunk_tiles(g->C, g->F);
-    j.TH = (g->OH + 1) / 2;
-    j.TW = (g->OW + 1) / 2;
     j.bias = ep ? ep->bias : NULL;
     const int act = ep ? ep->act : NNC_ACT_LINEAR;
     j.neg = act == NNC_ACT_LINEAR ? 1.f : (act == NNC_ACT_LEAKY_RELU ? ep->alpha : 0.f);
     j.hi = act == NNC_ACT_RELU6 ? 6.f : __builtin_inff();
     j.act = act != NNC_ACT_LINEAR;
-    in_fn fi = in_chunk_generic;
-    out_fn fo = out_chunk_generic;
-#if NNC_X86
-    if (nnc_isa() == NNC_ISA_AVX2) {
-        fi = in_chunk_avx2;
-        fo = out_chunk_avx2;
-    } else if (nnc_isa() == NNC_ISA_AVX512) {
-        fi = in_chunk_avx512;
-        fo = out_chunk_avx512;
-    }
-#endif
-    const size_t per = nnc_wino_scratch(g);
-    const int64_t tiles = N * j.TH * j.TW, RT = j.RT;
-    const int64_t nchunks = (tiles + RT - 1) / RT;
-    int T = nthreads > 0 ? nthreads
-                         : nnc_threads_for(2.0 * N * g->OH * g->OW * 9 * g->C * g->F, nchunks);
-    for (int t = 0; t < (T > 1 && nchunks >= 2 * T ? T : 1); t++)
-        memset(scratch + t * per + 16 * (vstride(RT, g->C) + mstride(RT, g->F)), 0,
-               (size_t)(per - 16 * (vstride(RT, g->C) + mstride(RT, g->F))) * sizeof(float));
-    if (T > 1 && nchunks >= 2 * T) {
-        int status = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(T)
-        {
-            float *s = scratch + (size_t)omp_get_thread_num() * per;
-#pragma omp for schedule(static)
-            for (int64_t ch = 0; ch < nchunks; ch++) {
-                const int64_t t0 = ch * RT;
-                int st = run_chunk(w, &j, fi, fo, t0, NNC_MIN(RT, tiles - t0), s, 1);
-                if (st) {
-#pragma omp atomic write
-                    status = st;
-                }
-            }
-        }
-#endif
-        return status;
-    }
-    for (int64_t ch = 0; ch < nchunks; ch++) {
-        const int64_t t0 = ch * RT;
-        int st = run_chunk(w, &j, fi, fo, t0, NNC_MIN(RT, tiles - t0), scratch, nthreads);
-        if (st) return st;
-    }
-    return 0;
+    const int64_t nchunks = (j.tiles + j.RT - 1) / j.RT;
+    const int T = conv_threads(nthreads, conv_flops(g, N), nchunks);
+    clear_tail(g, j.RT, scratch, conv_chunk_threads(nchunks, T));
+    return conv_run_chunks(nchunks, T, scratch, nnc_wino_scratch(g), run_chunk, &j, nthreads);
 }
 
 /* ---- weight gradient ----
@@ -436,14 +440,12 @@ NNC_TARGET_AVX512 static void dw_chunk_avx512(const wino_job *j, const float *dz
 }
 #endif
 
-typedef void (*dw_fn)(const wino_job *, const float *, int64_t, int64_t, int64_t, int64_t,
-                      int64_t, int64_t, float *, float *, const float *);
 
 /* Block [c0, c1) x [f0, f1) of dU (du: one slice's buffer) over tiles [ta, tb): chunks of RT
  * tiles from ta, in order. */
-static int du_block(const nnc_wino *w, const wino_job *j, dw_fn fd, const float *dz, int64_t ta,
-                    int64_t tb, int64_t c0, int64_t c1, int64_t f0, int64_t f1, float *s,
-                    float *du) {
+static int du_block(const wino_job *j, int64_t ta, int64_t tb, int64_t c0, int64_t c1,
+                    int64_t f0, int64_t f1, float *s, float *du) {
+    const nnc_wino *w = j->w;
     const int64_t C = w->C, F = w->F, Fp = pad32(F), RT = j->RT;
     const int64_t fe = f1 == F ? Fp : f1; /* GEMM columns, pad included at the end */
     const int64_t vs = vstride(RT, C), ms = mstride(RT, F);
@@ -451,7 +453,7 @@ static int du_block(const nnc_wino *w, const wino_job *j, dw_fn fd, const float 
     if (c1 <= c0 || f1 <= f0) return 0;
     for (int64_t t0 = ta; t0 < tb; t0 += RT) {
         const int64_t rows = NNC_MIN(RT, tb - t0);
-        fd(j, dz, t0, rows, c0, c1, f0, f1, V, DM, zero);
+        j->fd(j, j->dz, t0, rows, c0, c1, f0, f1, V, DM, zero);
         for (int xi = 0; xi < 16; xi++) {
             int st = nnc_sgemm(1, 0, c1 - c0, fe - f0, rows, 1.f, V + xi * vs + c0, C,
                                DM + xi * ms + f0, Fp, t0 == ta ? 0.f : 1.f,
@@ -465,7 +467,6 @@ static int du_block(const nnc_wino *w, const wino_job *j, dw_fn fd, const float 
 /* Channel c of dW: the slices' dU summed in slice order, then dW[a][b] = sum_ij G[i][a] dU[i][j]
  * G[j][b]. */
 static void du_to_dw(const nnc_wino *w, int64_t S, int64_t c, float *dw) {
-    static const float G[4][3] = {{1.f, 0.f, 0.f}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0.f, 0.f, 1.f}};
     const int64_t C = w->C, F = w->F, Fp = pad32(F), CFp = C * Fp;
     float *du = w->du;
     for (int64_t sl = 1; sl < S; sl++)
@@ -489,71 +490,45 @@ static void du_to_dw(const nnc_wino *w, int64_t S, int64_t c, float *dw) {
         }
 }
 
+/* Slice sl of dU for blocks [b0, b1) along the wider side (32-filter panels or 8-channel
+ * strips), each transforming the smaller side in full. */
+static int dw_slice(void *ctx, int64_t sl, int64_t b0, int64_t b1, float *sc) {
+    const wino_job *j = (const wino_job *)ctx;
+    const nnc_wino *w = j->w;
+    const int64_t C = w->C, F = w->F, TT = j->TH * j->TW, N = j->tiles / TT;
+    const int64_t ta = N * sl / j->S * TT, tb = N * (sl + 1) / j->S * TT;
+    float *du = w->du + sl * 16 * C * pad32(F);
+    return j->by_f ? du_block(j, ta, tb, 0, C, b0 * 32, NNC_MIN(F, b1 * 32), sc, du)
+                   : du_block(j, ta, tb, b0 * 8, NNC_MIN(C, b1 * 8), 0, F, sc, du);
+}
+
+static void dw_fin(void *ctx, int64_t c) {
+    const wino_job *j = (const wino_job *)ctx;
+    du_to_dw(j->w, j->S, c, j->dw);
+}
+
 int nnc_wino_backward_weights(const nnc_wino *w, const nnc_conv2d_geom *g, const float *x,
                               const float *dz, int64_t N, float *dw, float *scratch,
                               int nthreads) {
     wino_job j;
-    memset(&j, 0, sizeof(j));
-    j.g = g;
-    j.x = x;
-    j.RT = chunk_tiles(g->C, g->F);
-    j.TH = (g->OH + 1) / 2;
-    j.TW = (g->OW + 1) / 2;
-    dw_fn fd = dw_chunk_generic;
+    job_init(&j, w, g, x, N);
+    j.dz = dz;
+    j.dw = dw;
+    j.fd = dw_chunk_generic;
 #if NNC_X86
-    if (nnc_isa() == NNC_ISA_AVX2) fd = dw_chunk_avx2;
-    else if (nnc_isa() == NNC_ISA_AVX512) fd = dw_chunk_avx512;
+    if (nnc_isa() == NNC_ISA_AVX2) j.fd = dw_chunk_avx2;
+    else if (nnc_isa() == NNC_ISA_AVX512) j.fd = dw_chunk_avx512;
 #endif
-    const size_t per = nnc_wino_scratch(g);
-    const int64_t TT = j.TH * j.TW, C = g->C, F = g->F;
-    const int64_t zoff = 16 * (vstride(j.RT, C) + mstride(j.RT, F));
     /* S image slices, fixed by the batch: slice sl sums images [N sl / S, N (sl + 1) / S) into
      * its own dU, and the slices are added in order before the output transform. With T <= S
      * threads each takes whole slices, so a thread transforms and reads only its own images
-     * (the ones it also handled in the forward and dx passes, which split tiles the same way):
-     * no work is done twice and little data crosses cores. With T > S the threads of a slice
-     * own blocks of its dU along the wider side (32-filter panels or 8-channel strips), each
-     * transforming the smaller side in full. Every dU element sums the same chunks in the same
-     * order whatever the thread count. */
-    const int64_t S = NNC_MIN(N, WINO_SLICES);
-    const int64_t by_f = F >= C, blocks = by_f ? pad32(F) / 32 : (C + 7) / 8;
-    int T = nthreads > 0 ? nthreads
-                         : nnc_threads_for(2.0 * N * g->OH * g->OW * 9 * C * F, S * blocks);
-    if (T > S * blocks) T = (int)(S * blocks);
-    for (int t = 0; t < T; t++)
-        memset(scratch + t * per + zoff, 0, (size_t)(per - zoff) * sizeof(float));
-    int status = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(T) if (T > 1)
-#endif
-    {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        const int t = 0, nt = 1;
-#endif
-        float *sc = scratch + (size_t)t * per;
-        for (int64_t sl = conv_slice_first(t, nt, S); sl < S; sl += conv_slice_step(nt, S)) {
-            int64_t b0, b1;
-            conv_slice_blocks(t, nt, S, sl, blocks, &b0, &b1);
-            const int64_t ta = N * sl / S * TT, tb = N * (sl + 1) / S * TT;
-            float *du = w->du + sl * 16 * C * pad32(F);
-            int st = by_f ? du_block(w, &j, fd, dz, ta, tb, 0, C, b0 * 32, NNC_MIN(F, b1 * 32),
-                                     sc, du)
-                          : du_block(w, &j, fd, dz, ta, tb, b0 * 8, NNC_MIN(C, b1 * 8), 0, F,
-                                     sc, du);
-            if (st) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                status = st;
-            }
-        }
-#ifdef _OPENMP
-#pragma omp barrier
-#pragma omp for schedule(static)
-#endif
-        for (int64_t c = 0; c < C; c++) du_to_dw(w, S, c, dw);
-    }
-    return status;
+     * (the ones it also handled in the forward and dx passes, which split tiles the same way). */
+    j.S = NNC_MIN(N, WINO_SLICES);
+    j.by_f = g->F >= g->C;
+    const int64_t blocks = j.by_f ? pad32(g->F) / 32 : (g->C + 7) / 8;
+    int T = conv_threads(nthreads, conv_flops(g, N), j.S * blocks);
+    if (T > j.S * blocks) T = (int)(j.S * blocks);
+    clear_tail(g, j.RT, scratch, T);
+    return conv_run_slices(j.S, blocks, T, scratch, nnc_wino_scratch(g), dw_slice, dw_fin, g->C,
+                           &j);
 }

@@ -174,17 +174,24 @@ static inline __attribute__((always_inline)) void s2_in_tile(const float *const 
     for (; c < C; c++) S2_IN_BODY(float, SLD, SST, c)
 }
 
-typedef struct {
+typedef struct w2_job w2_job;
+typedef int (*chunk_fn)(const w2_job *, int64_t, int64_t, float *, int);
+typedef int (*dwc_fn)(const w2_job *, int64_t, int64_t, int64_t, int64_t, float *, float *, int);
+struct w2_job {
     const nnc_conv2d_geom *g;
     const nnc_wino2 *w;
     const float *x;   /* forward / dW input, or dx's dz */
     float *y;         /* forward output or dx */
     const float *dz;  /* dW */
-    int64_t RT, TH, TW;
+    int64_t RT, TH, TW, tiles;
     const float *bias;
     float neg, hi;
     int act;
-} w2_job;
+    chunk_fn fn;      /* forward or dx chunk, for the ISA in use */
+    dwc_fn fg;        /* dW chunk */
+    int64_t S;        /* dW image slices */
+    float *dw;
+};
 
 /* Patch rows of forward tile t and the destinations of its entries in V (row r of the chunk). */
 static inline __attribute__((always_inline)) void s2_ptrs(const w2_job *j, int64_t t, int64_t r,
@@ -428,22 +435,26 @@ W2_INSTANCES(avx2, NNC_TARGET_AVX2)
 W2_INSTANCES(avx512, NNC_TARGET_AVX512)
 #endif
 
-typedef int (*chunk_fn)(const w2_job *, int64_t, int64_t, float *, int);
-typedef int (*dwc_fn)(const w2_job *, int64_t, int64_t, int64_t, int64_t, float *, float *, int);
-
-static void pick(chunk_fn *fw, chunk_fn *fd, dwc_fn *fg) {
-    *fw = fwd_chunk_generic;
-    *fd = dx_chunk_generic;
-    *fg = dw_chunk_generic;
+/* A job over tiles of TH x TW per image; the chunk functions for the ISA in use (fwd: 0 the
+ * forward, 1 backward data). */
+static void job_init(w2_job *j, const nnc_wino2 *w, const nnc_conv2d_geom *g, int64_t N,
+                     int64_t TH, int64_t TW, int bwd_data) {
+    memset(j, 0, sizeof(*j));
+    j->g = g;
+    j->w = w;
+    j->RT = chunk_tiles(g->C, g->F);
+    j->TH = TH;
+    j->TW = TW;
+    j->tiles = N * TH * TW;
+    j->fn = bwd_data ? dx_chunk_generic : fwd_chunk_generic;
+    j->fg = dw_chunk_generic;
 #if NNC_X86
     if (nnc_isa() == NNC_ISA_AVX2) {
-        *fw = fwd_chunk_avx2;
-        *fd = dx_chunk_avx2;
-        *fg = dw_chunk_avx2;
+        j->fn = bwd_data ? dx_chunk_avx2 : fwd_chunk_avx2;
+        j->fg = dw_chunk_avx2;
     } else if (nnc_isa() == NNC_ISA_AVX512) {
-        *fw = fwd_chunk_avx512;
-        *fd = dx_chunk_avx512;
-        *fg = dw_chunk_avx512;
+        j->fn = bwd_data ? dx_chunk_avx512 : fwd_chunk_avx512;
+        j->fg = dw_chunk_avx512;
     }
 #endif
 }
@@ -453,38 +464,17 @@ static void clear_tail(const nnc_conv2d_geom *g, float *scratch, int T) {
     for (int t = 0; t < T; t++) memset(scratch + t * per + body, 0, 2 * zrow(g) * sizeof(float));
 }
 
-/* Chunks of RT tiles, whole chunks per thread (each tile's outputs are its own), or in order
- * with the GEMMs threaded when there are few. */
-static int run_chunks(const w2_job *j, chunk_fn fn, int64_t tiles, double flops, float *scratch,
-                      int nthreads) {
-    const int64_t RT = j->RT, nchunks = (tiles + RT - 1) / RT;
-    const size_t per = nnc_wino2_scratch(j->g);
-    int T = nthreads > 0 ? nthreads : nnc_threads_for(flops, nchunks);
-    const int split = T > 1 && nchunks >= 2 * T;
-    clear_tail(j->g, scratch, split ? T : 1);
-    if (split) {
-        int status = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(T)
-        {
-            float *s = scratch + (size_t)omp_get_thread_num() * per;
-#pragma omp for schedule(static)
-            for (int64_t ch = 0; ch < nchunks; ch++) {
-                int st = fn(j, ch * RT, NNC_MIN(RT, tiles - ch * RT), s, 1);
-                if (st) {
-#pragma omp atomic write
-                    status = st;
-                }
-            }
-        }
-#endif
-        return status;
-    }
-    for (int64_t ch = 0; ch < nchunks; ch++) {
-        int st = fn(j, ch * RT, NNC_MIN(RT, tiles - ch * RT), scratch, nthreads);
-        if (st) return st;
-    }
-    return 0;
+static int chunk(const void *ctx, int64_t ch, float *s, int gt) {
+    const w2_job *j = (const w2_job *)ctx;
+    return j->fn(j, ch * j->RT, NNC_MIN(j->RT, j->tiles - ch * j->RT), s, gt);
+}
+
+/* Chunks of RT tiles; each tile's outputs are its own. */
+static int run_chunks(const w2_job *j, double flops, float *scratch, int nthreads) {
+    const int64_t nchunks = (j->tiles + j->RT - 1) / j->RT;
+    const int T = conv_threads(nthreads, flops, nchunks);
+    clear_tail(j->g, scratch, conv_chunk_threads(nchunks, T));
+    return conv_run_chunks(nchunks, T, scratch, nnc_wino2_scratch(j->g), chunk, j, nthreads);
 }
 
 static double conv_flops(const nnc_conv2d_geom *g, int64_t N) {
@@ -494,40 +484,24 @@ static double conv_flops(const nnc_conv2d_geom *g, int64_t N) {
 int nnc_wino2_forward(const nnc_wino2 *w, const nnc_conv2d_geom *g, const float *x, int64_t N,
                       const nnc_epilogue *ep, float *y, float *scratch, int nthreads) {
     w2_job j;
-    memset(&j, 0, sizeof(j));
-    j.g = g;
-    j.w = w;
+    job_init(&j, w, g, N, (g->OH + 1) / 2, (g->OW + 1) / 2, 0);
     j.x = x;
     j.y = y;
-    j.RT = chunk_tiles(g->C, g->F);
-    j.TH = (g->OH + 1) / 2;
-    j.TW = (g->OW + 1) / 2;
     j.bias = ep ? ep->bias : NULL;
     const int act = ep ? ep->act : NNC_ACT_LINEAR;
     j.neg = act == NNC_ACT_LINEAR ? 1.f : (act == NNC_ACT_LEAKY_RELU ? ep->alpha : 0.f);
     j.hi = act == NNC_ACT_RELU6 ? 6.f : __builtin_inff();
     j.act = act != NNC_ACT_LINEAR;
-    chunk_fn fw, fd;
-    dwc_fn fg;
-    pick(&fw, &fd, &fg);
-    return run_chunks(&j, fw, N * j.TH * j.TW, conv_flops(g, N), scratch, nthreads);
+    return run_chunks(&j, conv_flops(g, N), scratch, nthreads);
 }
 
 int nnc_wino2_backward_data(const nnc_wino2 *w, const nnc_conv2d_geom *g, const float *dz,
                             int64_t N, float *dx, float *scratch, int nthreads) {
     w2_job j;
-    memset(&j, 0, sizeof(j));
-    j.g = g;
-    j.w = w;
+    job_init(&j, w, g, N, (g->H + g->pt + 3) / 4, (g->W + g->pl + 3) / 4, 1);
     j.x = dz;
     j.y = dx;
-    j.RT = chunk_tiles(g->C, g->F);
-    j.TH = (g->H + g->pt + 3) / 4;
-    j.TW = (g->W + g->pl + 3) / 4;
-    chunk_fn fw, fd;
-    dwc_fn fg;
-    pick(&fw, &fd, &fg);
-    return run_chunks(&j, fd, N * j.TH * j.TW, conv_flops(g, N), scratch, nthreads);
+    return run_chunks(&j, conv_flops(g, N), scratch, nthreads);
 }
 
 /* Channel c of dW: the slices' dU summed in slice order, then dW[a][b] = sum over entries
@@ -558,62 +532,40 @@ static void du_to_dw(const nnc_wino2 *w, int64_t S, int64_t c, float *dw) {
         }
 }
 
+/* Slice sl of dU for filter panels [b0, b1): its chunks of tiles in order. */
+static int dw_slice(void *ctx, int64_t sl, int64_t b0, int64_t b1, float *sc) {
+    const w2_job *j = (const w2_job *)ctx;
+    const int64_t N = j->tiles / (j->TH * j->TW), TT = j->TH * j->TW, S = j->S;
+    const int64_t C = j->g->C, F = j->g->F, f0 = b0 * 32, f1 = NNC_MIN(F, b1 * 32);
+    const int64_t ta = N * sl / S * TT, tb = N * (sl + 1) / S * TT;
+    float *du = j->w->du + sl * 25 * C * pad32(F);
+    for (int64_t t0 = ta; t0 < tb; t0 += j->RT) {
+        int st = j->fg(j, t0, NNC_MIN(j->RT, tb - t0), f0, f1, sc, du, t0 == ta);
+        if (st) return st;
+    }
+    return 0;
+}
+
+static void dw_fin(void *ctx, int64_t c) {
+    const w2_job *j = (const w2_job *)ctx;
+    du_to_dw(j->w, j->S, c, j->dw);
+}
+
 int nnc_wino2_backward_weights(const nnc_wino2 *w, const nnc_conv2d_geom *g, const float *x,
                                const float *dz, int64_t N, float *dw, float *scratch,
                                int nthreads) {
     w2_job j;
-    memset(&j, 0, sizeof(j));
-    j.g = g;
-    j.w = w;
+    job_init(&j, w, g, N, (g->OH + 1) / 2, (g->OW + 1) / 2, 0);
     j.x = x;
     j.dz = dz;
-    j.RT = chunk_tiles(g->C, g->F);
-    j.TH = (g->OH + 1) / 2;
-    j.TW = (g->OW + 1) / 2;
-    chunk_fn fw, fd;
-    dwc_fn fg;
-    pick(&fw, &fd, &fg);
-    const size_t per = nnc_wino2_scratch(g);
-    const int64_t TT = j.TH * j.TW, C = g->C, F = g->F, RT = j.RT;
-    /* S image slices fixed by the batch, each into its own dU, added in slice order; threads
-     * take whole slices, or (more threads than slices) 32-filter panels of a slice. */
-    const int64_t S = NNC_MIN(N, WINO2_SLICES), blocks = pad32(F) / 32;
-    int T = nthreads > 0 ? nthreads : nnc_threads_for(conv_flops(g, N), S * blocks);
-    if (T > S * blocks) T = (int)(S * blocks);
+    j.dw = dw;
+    /* S image slices fixed by the batch, each into its own dU; threads take whole slices, or
+     * (more threads than slices) 32-filter panels of a slice. */
+    j.S = NNC_MIN(N, WINO2_SLICES);
+    const int64_t blocks = pad32(g->F) / 32;
+    int T = conv_threads(nthreads, conv_flops(g, N), j.S * blocks);
+    if (T > j.S * blocks) T = (int)(j.S * blocks);
     clear_tail(g, scratch, T);
-    int status = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(T) if (T > 1)
-#endif
-    {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        const int t = 0, nt = 1;
-#endif
-        float *sc = scratch + (size_t)t * per;
-        for (int64_t sl = conv_slice_first(t, nt, S); sl < S; sl += conv_slice_step(nt, S)) {
-            int64_t b0, b1;
-            conv_slice_blocks(t, nt, S, sl, blocks, &b0, &b1);
-            const int64_t f0 = b0 * 32, f1 = NNC_MIN(F, b1 * 32);
-            const int64_t ta = N * sl / S * TT, tb = N * (sl + 1) / S * TT;
-            float *du = w->du + sl * 25 * C * pad32(F);
-            for (int64_t t0 = ta; t0 < tb && f1 > f0; t0 += RT) {
-                int st = fg(&j, t0, NNC_MIN(RT, tb - t0), f0, f1, sc, du, t0 == ta);
-                if (st) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                    status = st;
-                    break;
-                }
-            }
-        }
-#ifdef _OPENMP
-#pragma omp barrier
-#pragma omp for schedule(static)
-#endif
-        for (int64_t c = 0; c < C; c++) du_to_dw(w, S, c, dw);
-    }
-    return status;
+    return conv_run_slices(j.S, blocks, T, scratch, nnc_wino2_scratch(g), dw_slice, dw_fin, g->C,
+                           &j);
 }

@@ -21,7 +21,6 @@ row/column goes after), and 'causal' for conv1d. Pooling windows never count pad
 Inputs of any float/int dtype, strides or read-only flags are accepted and converted to
 C-contiguous float32 once. All results are float32 and bitwise identical for any thread count.
 """
-import math
 import threading
 
 import numpy as np
