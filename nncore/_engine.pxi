@@ -39,6 +39,7 @@ cdef extern from "nncore/nnc.h" nogil:
                          int64_t batch_size, double *loss_sum, float *preds)
     int nnc_seq_gradients(nnc_seq *s, const float *X, const void *Y, const float *sw, int64_t n,
                           double *loss_sum, float *dx)
+    int64_t nnc_seq_num_params(const nnc_seq *s)
     int nnc_seq_set_param_ranges(nnc_seq *s, int n_ranges, const int64_t *offsets,
                                  const int64_t *sizes, const float *l1, const float *l2)
     int nnc_seq_output_gradients(nnc_seq *s, const float *X, int64_t n, const float *upstream,
@@ -250,6 +251,11 @@ def seq_set_param_ranges(Seq seq, offsets, sizes, l1, l2):
     cdef cnp.ndarray b = np.ascontiguousarray(l2, dtype=np.float32)
     if not (o.shape[0] == n.shape[0] == a.shape[0] == b.shape[0]):
         raise ValueError("param ranges: arrays of different lengths")
+    ends = o + n
+    if o.shape[0] and ((o < 0).any() or (n < 0).any() or ends.max() > nnc_seq_num_params(seq.ptr)
+                       or (o[1:] < ends[:o.shape[0] - 1]).any()):
+        raise ValueError("param ranges: each must lie inside the parameter arena, in order, "
+                         "without overlap")
     check_status(nnc_seq_set_param_ranges(seq.ptr, <int>o.shape[0], <int64_t *>cnp.PyArray_DATA(o),
                                           <int64_t *>cnp.PyArray_DATA(n), fptr(a), fptr(b)))
 

@@ -164,3 +164,17 @@ def test_ops_reject_non_integer_geometry():
     for bad in (np.array([np.inf, 2.0]), (1.5, 2), (True, 2), "2"):
         with pytest.raises(ValueError, match="pool_size"):
             nn.ops.max_pool2d(x, bad)
+
+
+@pytest.mark.parametrize("offsets,sizes", [([0], [10 ** 6]), ([-1], [4]), ([0, 2], [4, 4]),
+                                           ([8, 0], [4, 4])])
+def test_param_ranges_are_checked(model, offsets, sizes):
+    """The optimizer writes through the trainable ranges: outside the arena, overlapping or out
+    of order is refused, and the model still trains with its own ranges."""
+    from nncore import _kernels as K
+    with pytest.raises(ValueError):
+        K.seq_set_param_ranges(model._seq, offsets, sizes, [0.0] * len(offsets), [0.0] * len(offsets))
+    model._set_param_ranges()
+    before = model.get_weights()[0].copy()
+    model.fit(X, Y, epochs=1, batch_size=10, verbose=0)
+    assert not np.array_equal(before, model.get_weights()[0])

@@ -64,6 +64,7 @@ int nnc_init(void) {
     nnc_threads_init();
     nnc_gemm_dispatch_init(isa);
     nnc_elem_dispatch_init(isa);
+    nnc_lyr_dispatch_init(isa);
     return 0;
 }
 
@@ -74,6 +75,7 @@ int nnc_set_isa(int isa) {
     g_isa = isa;
     nnc_gemm_dispatch_init(isa);
     nnc_elem_dispatch_init(isa);
+    nnc_lyr_dispatch_init(isa);
     return isa;
 }
 

@@ -22,5 +22,6 @@ void nnc_threads_init(void);
 /* Each area fills its own dispatch table for the chosen ISA (called once by nnc_init). */
 void nnc_gemm_dispatch_init(int isa);
 void nnc_elem_dispatch_init(int isa);
+void nnc_lyr_dispatch_init(int isa);
 
 #endif

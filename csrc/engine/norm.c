@@ -33,22 +33,22 @@
 #undef KATTR
 #endif
 
-static lyr_kernels k_tab[3];
-static int k_ready;
+static lyr_kernels k_cur;
 
-const lyr_kernels *lyr_k(void) {
-    if (!k_ready) { /* benign race: every thread writes the same tables */
-        lyr_fill__generic(&k_tab[0]);
-        k_tab[1] = k_tab[2] = k_tab[0];
+/* Filled by nnc_init / nnc_set_isa, before any kernel runs (no lazy fill racing on first use). */
+void nnc_lyr_dispatch_init(int isa) {
+    lyr_kernels k;
+    lyr_fill__generic(&k);
 #if NNC_X86
-        lyr_fill__avx2(&k_tab[1]);
-        lyr_fill__avx512(&k_tab[2]);
+    if (isa == NNC_ISA_AVX2) lyr_fill__avx2(&k);
+    else if (isa == NNC_ISA_AVX512) lyr_fill__avx512(&k);
+#else
+    (void)isa;
 #endif
-        k_ready = 1;
-    }
-    int isa = nnc_isa();
-    return &k_tab[isa >= 0 && isa <= 2 ? isa : 0];
+    k_cur = k;
 }
+
+const lyr_kernels *lyr_k(void) { return &k_cur; }
 
 /* ---- shared helpers -------------------------------------------------------------------- */
 
@@ -243,9 +243,11 @@ static int bn_backward(nnc_node *self, const float *x, float *dy, float *dx, int
     c.D = D;
     if (!d->batch_stats) { /* frozen: y = a*x + b with constants; no weight gradients */
         if (!dx) return 0;
-        c.A = a;
-        c.B = c.D = zeros;
-        par_rows(&c, rows_bn_dx, 2.0);
+        c.x = dy; /* dx = a * dy: x is not read */
+        c.y = dx;
+        c.a = a;
+        c.b = zeros;
+        par_rows(&c, rows_affine, 1.0);
         return 0;
     }
     int64_t n = nchunks(rows);

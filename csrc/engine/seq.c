@@ -32,8 +32,8 @@ struct nnc_seq {
     nnc_optimizer opt;
     int64_t t;
     /* trainable ranges (offsets into P/G) with their regularizers */
-    int nr;
-    int64_t *roff, *rlen;
+    int nr, ns;             /* trainable ranges (one per weight) and their merged spans */
+    int64_t *roff, *rlen, *soff, *slen;
     float *rl1, *rl2;
 };
 
@@ -74,27 +74,44 @@ void nnc_seq_free(nnc_seq *s) {
 
 int nnc_seq_set_param_ranges(nnc_seq *s, int n_ranges, const int64_t *offsets,
                              const int64_t *sizes, const float *l1, const float *l2) {
-    if (n_ranges < 0) return NNC_E_ARG;
-    /* one block: offsets, lengths, l1, l2 */
-    size_t bytes = (size_t)(n_ranges > 0 ? n_ranges : 1) * (2 * sizeof(int64_t) + 2 * sizeof(float));
-    char *blk = (char *)nnc_malloc(bytes);
+    if (n_ranges < 0 || (n_ranges > 0 && (!offsets || !sizes))) return NNC_E_ARG;
+    /* in arena order, inside the arena, no overlap: the optimizer writes through them */
+    for (int i = 0; i < n_ranges; i++)
+        if (offsets[i] < 0 || sizes[i] < 0 || offsets[i] + sizes[i] > s->np ||
+            (i > 0 && offsets[i] < offsets[i - 1] + sizes[i - 1]))
+            return NNC_E_ARG;
+    /* one block: offsets, lengths, span offsets, span lengths, l1, l2 */
+    const size_t cap = (size_t)(n_ranges > 0 ? n_ranges : 1);
+    char *blk = (char *)nnc_malloc(cap * (4 * sizeof(int64_t) + 2 * sizeof(float)));
     if (!blk) return NNC_E_NOMEM;
     nnc_free(s->roff);
     s->roff = (int64_t *)blk;
-    s->rlen = s->roff + (n_ranges > 0 ? n_ranges : 1);
-    s->rl1 = (float *)(s->rlen + (n_ranges > 0 ? n_ranges : 1));
-    s->rl2 = s->rl1 + (n_ranges > 0 ? n_ranges : 1);
+    s->rlen = s->roff + cap;
+    s->soff = s->rlen + cap;
+    s->slen = s->soff + cap;
+    s->rl1 = (float *)(s->slen + cap);
+    s->rl2 = s->rl1 + cap;
+    s->ns = 0;
     for (int i = 0; i < n_ranges; i++) {
         s->roff[i] = offsets[i];
         s->rlen[i] = sizes[i];
         s->rl1[i] = l1 ? l1[i] : 0.f;
         s->rl2[i] = l2 ? l2[i] : 0.f;
+        /* adjacent ranges merge into one span for the elementwise passes (one update call
+         * over all trainable weights in the usual case) */
+        if (s->ns > 0 && s->soff[s->ns - 1] + s->slen[s->ns - 1] == offsets[i])
+            s->slen[s->ns - 1] += sizes[i];
+        else {
+            s->soff[s->ns] = offsets[i];
+            s->slen[s->ns++] = sizes[i];
+        }
     }
     s->nr = n_ranges;
     return 0;
 }
 
 int64_t nnc_seq_out_size(const nnc_seq *s) { return s->out_size; }
+int64_t nnc_seq_num_params(const nnc_seq *s) { return s->np; }
 void nnc_seq_set_step(nnc_seq *s, int64_t t) { s->t = t; }
 int64_t nnc_seq_get_step(const nnc_seq *s) { return s->t; }
 
@@ -255,9 +272,9 @@ static int optimizer_step(nnc_seq *s, float lr) {
     const nnc_optimizer *o = &s->opt;
     if (s->nr == 0) return 0;
     if (o->clipvalue > 0.f)
-        for (int r = 0; r < s->nr; r++) {
-            float *g = s->G + s->roff[r], c = o->clipvalue;
-            for (int64_t i = 0; i < s->rlen[r]; i++) g[i] = g[i] > c ? c : (g[i] < -c ? -c : g[i]);
+        for (int r = 0; r < s->ns; r++) {
+            float *g = s->G + s->soff[r], c = o->clipvalue;
+            for (int64_t i = 0; i < s->slen[r]; i++) g[i] = g[i] > c ? c : (g[i] < -c ? -c : g[i]);
         }
     if (o->clipnorm > 0.f) /* per variable, as Keras */
         for (int r = 0; r < s->nr; r++) {
@@ -269,13 +286,13 @@ static int optimizer_step(nnc_seq *s, float lr) {
         for (int r = 0; r < s->nr; r++) tot += sumsq(s->G + s->roff[r], s->rlen[r]);
         double norm = sqrt(tot);
         if (norm > o->global_clipnorm)
-            for (int r = 0; r < s->nr; r++)
-                scale(s->G + s->roff[r], s->rlen[r], (float)(o->global_clipnorm / norm));
+            for (int r = 0; r < s->ns; r++)
+                scale(s->G + s->soff[r], s->slen[r], (float)(o->global_clipnorm / norm));
     }
     s->t += 1;
     int st = 0;
-    for (int r = 0; r < s->nr && !st; r++) {
-        int64_t off = s->roff[r], n = s->rlen[r];
+    for (int r = 0; r < s->ns && !st; r++) {
+        int64_t off = s->soff[r], n = s->slen[r];
         float *p = s->P + off, *g = s->G + off;
         float *m0 = s->s0 ? s->s0 + off : NULL, *m1 = s->s1 ? s->s1 + off : NULL,
               *m2 = s->s2 ? s->s2 + off : NULL;

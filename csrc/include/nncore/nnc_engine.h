@@ -64,6 +64,8 @@ typedef struct nnc_seq nnc_seq;
 nnc_seq *nnc_seq_new(nnc_node **nodes, int n_nodes, int64_t in_size, int out_act);
 void nnc_seq_free(nnc_seq *s);
 int64_t nnc_seq_out_size(const nnc_seq *s);
+/* Size of the parameter arena given to nnc_seq_compile (0 before). */
+int64_t nnc_seq_num_params(const nnc_seq *s);
 
 /* Optimizer kinds; slots are caller-owned arrays of n_params floats (NULL where unused). */
 enum { NNC_OPT_SGD = 0, NNC_OPT_ADAM, NNC_OPT_RMSPROP };
@@ -80,7 +82,8 @@ typedef struct {
 /* Which parts of the parameter arena the optimizer updates (trainable weights of trainable
  * layers), one range per weight tensor, with optional L1/L2 penalties (Keras regularizers:
  * l1*sum|w| + l2*sum w^2 added to the loss and its gradient). Until this is called, the whole
- * arena is one trainable range. clipnorm applies per range (per variable, as Keras). */
+ * arena is one trainable range. clipnorm applies per range (per variable, as Keras). Ranges
+ * must lie inside the arena, in increasing order, without overlap (else NNC_E_ARG). */
 int nnc_seq_set_param_ranges(nnc_seq *s, int n_ranges, const int64_t *offsets,
                              const int64_t *sizes, const float *l1, const float *l2);
 
