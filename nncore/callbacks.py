@@ -147,12 +147,6 @@ class CallbackList:
     def wants_batches(self):
         return any(getattr(c, "_wants_batches", lambda: True)() for c in self.callbacks)
 
-    def on_train_chunk_end(self, step, logs=None):
-        # Only callbacks that override the hook are called (fit calls this once per chunk).
-        for c in self.callbacks:
-            f = getattr(type(c), "on_train_chunk_end", None)
-            if f is not None and f is not Callback.on_train_chunk_end:
-                c.on_train_chunk_end(step, logs)
 
 
 # ---- monitoring helpers ---------------------------------------------------------------------

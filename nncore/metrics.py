@@ -50,6 +50,9 @@ class BinaryAccuracy(Metric):
         n = y_pred.shape[0]
         return ((_rows(y_pred, n) > self.threshold) == (_rows(y_true, n) > 0.5)).mean(axis=1)
 
+    def get_config(self):
+        return {"name": self.name, "threshold": self.threshold}
+
 
 class CategoricalAccuracy(Metric):
     name = "categorical_accuracy"
@@ -259,6 +262,12 @@ class _ThresholdMetric(_Confusion):
         r = self._ratio()
         return float(r[0]) if self._scalar else r
 
+    def get_config(self):
+        cfg = super().get_config()
+        if self._scalar:
+            cfg["thresholds"] = cfg["thresholds"][0]
+        return cfg
+
 
 class Precision(_ThresholdMetric):
     """tp / (tp + fp) with predictions > threshold (default 0.5) counted positive."""
@@ -347,8 +356,11 @@ class AUC(_Confusion):
         return float(np.sum((x[:-1] - x[1:]) * self._heights(y)))
 
     def get_config(self):
-        return {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
-                "summation_method": self.summation_method, "from_logits": self.from_logits}
+        cfg = {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
+               "summation_method": self.summation_method, "from_logits": self.from_logits}
+        if not self._even:  # explicit thresholds (without the two end points added here)
+            cfg["thresholds"] = self.thresholds[1:-1].tolist()
+        return cfg
 
 
 class FBetaScore(Metric):
@@ -453,6 +465,14 @@ def get(identifier):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
+    if isinstance(identifier, dict):  # serialize()'s form, as model files store it
+        cls = _CLASSES.get(identifier.get("class_name"))
+        if cls is None:
+            raise ValueError(f"unknown metric class {identifier.get('class_name')!r}")
+        try:
+            return cls(**identifier.get("config", {}))
+        except TypeError as e:
+            raise ValueError(f"bad config for metric {identifier.get('class_name')}: {e}") from None
     if isinstance(identifier, str):
         cls = _NAMES.get(identifier.lower()) or _CLASSES.get(identifier)
         if cls is not None:

@@ -45,9 +45,9 @@ class Optimizer:
     def learning_rates(self, first_step, n):
         """Learning rate of each of the next n steps (schedules are evaluated per step)."""
         lr = self._learning_rate
-        if isinstance(lr, schedules.LearningRateSchedule):  # vectorised: one call per chunk
+        if isinstance(lr, tuple(schedules._CLASSES.values())):  # ours take arrays: one call per chunk
             return np.ascontiguousarray(lr(np.arange(first_step, first_step + n)), dtype=np.float32).reshape(n)
-        if callable(lr):
+        if callable(lr):  # functions and user schedules get a scalar step, as in Keras
             return np.array([float(lr(first_step + i)) for i in range(n)], dtype=np.float32)
         return np.full(n, lr, dtype=np.float32)
 

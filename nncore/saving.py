@@ -107,6 +107,7 @@ def _read(path, expect_format):
 
 def save_model(model, path, include_optimizer=True):
     from . import __version__
+    from . import metrics as metrics_mod
     model._require_built()
     header = {"format": "nncore-model", "version": FORMAT_VERSION, "nncore_version": __version__,
               "model_config": {"class_name": type(model).__name__, "config": model.get_config()},
@@ -116,7 +117,8 @@ def save_model(model, path, include_optimizer=True):
         opt = model.optimizer
         header["compile_config"] = {
             "loss": {"class_name": type(model.loss).__name__, "config": model.loss.get_config()},
-            "metrics": [m if isinstance(m, str) else m.name for m in model._metric_specs],
+            "metrics": [m if isinstance(m, str) else metrics_mod.serialize(metrics_mod.get(m))
+                        for m in model._metric_specs],
             "optimizer": {"class_name": type(opt).__name__, "config": _optimizer_config(opt)},
         }
         if include_optimizer:
@@ -126,18 +128,19 @@ def save_model(model, path, include_optimizer=True):
 
 
 def _optimizer_config(opt):
+    from . import schedules
     cfg = opt.get_config()
     lr = opt._learning_rate
     if callable(lr):
-        if not hasattr(lr, "get_config") or not type(lr).__module__.startswith("nncore."):
-            raise ValueError("cannot save an optimizer whose learning rate is a plain Python function; "
-                             "use a schedule from nn.optimizers.schedules")
-        cfg["learning_rate"] = {"class_name": type(lr).__name__, "config": lr.get_config()}
+        if type(lr) not in schedules._CLASSES.values():
+            raise ValueError("cannot save an optimizer whose learning rate is a Python function or "
+                             "a schedule of your own; use a schedule from nn.optimizers.schedules")
+        cfg["learning_rate"] = schedules.serialize(lr)
     return cfg
 
 
 def _optimizer_from_config(d):
-    from . import optimizers
+    from . import optimizers, schedules
     classes = {c.__name__: c for c in (optimizers.SGD, optimizers.Adam, optimizers.AdamW, optimizers.RMSprop)}
     cls = classes.get(d.get("class_name"))
     if cls is None:
@@ -145,13 +148,12 @@ def _optimizer_from_config(d):
     cfg = dict(d.get("config", {}))
     cfg.pop("name", None)
     lr = cfg.get("learning_rate")
-    if isinstance(lr, dict):
-        from . import optimizers as o
-        sched = getattr(getattr(o, "schedules", None), lr.get("class_name", ""), None)
-        if sched is None:
-            raise ValueError(f"unknown learning-rate schedule {lr.get('class_name')!r} in model file")
-        cfg["learning_rate"] = sched(**lr.get("config", {}))
-    return cls(**cfg)
+    try:
+        if isinstance(lr, dict):
+            cfg["learning_rate"] = schedules.deserialize(lr)
+        return cls(**cfg)
+    except TypeError as e:
+        raise ValueError(f"bad optimizer config in model file: {e}") from None
 
 
 def load_model(path, compile=True):

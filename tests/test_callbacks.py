@@ -241,3 +241,21 @@ def test_model_checkpoint_real_save_round_trip(tmp_path):
     loaded = nn.models.load_model(str(path))
     for a, b in zip(loaded.get_weights(), snap.w[1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_lambda_chunk_hook_and_user_schedule():
+    """LambdaCallback's on_train_chunk_end runs, and a user LearningRateSchedule subclass gets a
+    scalar step (Keras code with `if step < warmup` works)."""
+    class Warmup(nn.optimizers.schedules.LearningRateSchedule):
+        def __call__(self, step):
+            return 1e-3 * (step + 1) / 10 if step < 10 else 1e-3
+
+    calls = []
+    nn.utils.set_random_seed(0)
+    m = nn.Sequential([nn.layers.Dense(4, activation="relu", input_shape=(3,)), nn.layers.Dense(1)])
+    m.compile(optimizer=nn.optimizers.Adam(Warmup()), loss="mse")
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    m.fit(x, x[:, :1], epochs=2, batch_size=16, verbose=0,
+          callbacks=[nn.callbacks.LambdaCallback(on_train_chunk_end=lambda step, logs: calls.append(step))])
+    assert calls and calls[-1] == 4  # batches of the epoch done when the chunk ended
+    np.testing.assert_allclose(m.optimizer.learning_rates(0, 3), [1e-4, 2e-4, 3e-4], rtol=1e-6)

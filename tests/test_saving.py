@@ -163,3 +163,30 @@ def test_output_gradients_match_finite_differences():
         e[:, j] = eps
         fd = (m.predict(x + e)[:, 0] - m.predict(x - e)[:, 0]) / (2 * eps)
         np.testing.assert_allclose(dx[:, j], fd, rtol=2e-2, atol=2e-3)
+
+
+def test_metric_objects_and_schedule_round_trip(tmp_path):
+    """Metric objects keep their settings in the file (an AUC renamed 'auc_pr' used to make the
+    file unloadable; a BinaryAccuracy threshold came back as 0.5), schedules go through the
+    schedules whitelist."""
+    m = nn.Sequential([nn.layers.Dense(4, activation="relu", input_shape=(3,)),
+                       nn.layers.Dense(1, activation="sigmoid")])
+    sched = nn.optimizers.schedules.ExponentialDecay(1e-2, 100, 0.9)
+    m.compile(optimizer=nn.optimizers.Adam(sched), loss="binary_crossentropy",
+              metrics=["accuracy", nn.metrics.AUC(curve="PR", name="auc_pr"),
+                       nn.metrics.BinaryAccuracy(threshold=0.3), nn.metrics.Precision(thresholds=0.3),
+                       nn.metrics.AUC(thresholds=[0.25, 0.5, 0.75], name="auc3")])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = (x[:, 0] + 0.3 * rng.normal(size=64) > 0).astype(np.float32)
+    m.fit(x, y, epochs=2, verbose=0)
+    m.save(tmp_path / "m.nnc")
+    m2 = nn.models.load_model(tmp_path / "m.nnc")
+    assert m2.evaluate(x, y, verbose=0, return_dict=True) == m.evaluate(x, y, verbose=0, return_dict=True)
+    specs = {type(s).__name__ + ":" + s.name: s.get_config() for s in m2._new_metrics()}
+    assert specs["AUC:auc_pr"]["curve"] == "PR"
+    assert specs["BinaryAccuracy:binary_accuracy"]["threshold"] == 0.3
+    assert specs["Precision:precision"]["thresholds"] == pytest.approx(0.3)
+    assert specs["AUC:auc3"]["thresholds"] == [0.25, 0.5, 0.75]
+    assert isinstance(m2.optimizer._learning_rate, nn.optimizers.schedules.ExponentialDecay)
+    assert m2.optimizer._learning_rate.get_config() == sched.get_config()
