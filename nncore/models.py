@@ -347,7 +347,8 @@ class Sequential:
             if not isinstance(class_weight, dict):
                 raise TypeError("class_weight must be a dict {class: weight}")
             labels = y.reshape(n, -1)
-            lab = labels[:, 0].astype(np.int64) if labels.shape[1] == 1 and self.loss.kind != losses_mod.BINARY_CE \
+            binary = self.loss.kind in (losses_mod.BINARY_CE, losses_mod.BINARY_FOCAL_CE)
+            lab = labels[:, 0].astype(np.int64) if labels.shape[1] == 1 and not binary \
                 else (labels.argmax(axis=1) if labels.shape[1] > 1 else (labels[:, 0] > 0.5).astype(np.int64))
             n_classes = max(int(np.prod(self._out_shape)), 2)
             table = np.ones(n_classes, dtype=np.float32)
@@ -374,17 +375,18 @@ class Sequential:
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         verbose = 1 if verbose == "auto" else int(verbose)
-        X, Y, SW = self._prepare_data(x, y, sample_weight, class_weight)
+        X, Y, SW = self._prepare_data(x, y, sample_weight)
         n = X.shape[0]
+        val = None
         if validation_split and validation_data is None:
             n_val = int(n * validation_split)
             if n_val < 1 or n_val >= n:
                 raise ValueError(f"validation_split={validation_split} leaves no training or validation samples")
             n_tr = n - n_val  # Keras takes the last samples, before shuffling
-            validation_data = (X[n_tr:].reshape((n_val,) + tuple(self._input_shape)), Y[n_tr:]) \
-                + ((SW[n_tr:],) if SW is not None else ())
+            val = (X[n_tr:], Y[n_tr:], SW[n_tr:] if SW is not None else None)  # checked above
             X, Y, SW, n = X[:n_tr], Y[:n_tr], (SW[:n_tr] if SW is not None else None), n_tr
-        val = None
+        if class_weight is not None:  # training samples only, as Keras
+            SW = self._prepare_sw(SW, class_weight, Y, n)
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight)")

@@ -262,3 +262,18 @@ def test_validation_split_with_multidimensional_input():
     model.compile(optimizer="adam", loss="mse")
     h = model.fit(x, x[:, 0, :1], epochs=1, validation_split=0.25, verbose=0)
     assert "val_loss" in h.history
+
+
+def test_validation_split_is_not_class_weighted():
+    """As Keras: class_weight weights the training samples only; the split-off validation loss is
+    the plain loss of the last samples."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4)).astype(np.float32)
+    y = (x[:, 0] > 0.5).astype(np.float32)
+    nn.utils.set_random_seed(0)
+    m = nn.Sequential([nn.layers.Dense(1, activation="sigmoid", input_shape=(4,))])
+    m.compile(optimizer="sgd", loss="binary_crossentropy")
+    h = m.fit(x, y, epochs=1, batch_size=50, validation_split=0.25, class_weight={0: 1.0, 1: 5.0},
+              verbose=0)
+    np.testing.assert_allclose(h.history["val_loss"][0], m.evaluate(x[150:], y[150:], verbose=0),
+                               rtol=1e-5)
