@@ -185,18 +185,22 @@ def time_chunk(request):
 
 @pytest.mark.parametrize("cell", CELLS, ids=CELL_IDS)
 @pytest.mark.parametrize("time_chunk", [1, 3], indirect=True)
-def test_time_chunks_gradients(isa, rng, cell, time_chunk):
+@pytest.mark.parametrize("no_state", [False, True])
+def test_time_chunks_gradients(isa, rng, cell, time_chunk, no_state):
     """Chunked projection / weight gradients (chunk boundaries inside the sequence, a short last
-    chunk, go_backwards and masks) against central differences and the unchunked result."""
+    chunk, go_backwards and masks) against central differences and the unchunked result. With
+    no initial state and one-step chunks, the first chunk's dU product has no rows (K = 0)."""
     kind, G, ra = cell
     B, T, I, H = 3, 7, 3, 5
     W, U, b = make_weights(rng, kind, G, ra, I, H)
     x = rng.standard_normal((B, T, I)).astype(np.float32)
     n = 2 if kind == "lstm" else 1
-    states = [(rng.standard_normal((B, H)) * 0.5).astype(np.float32) for _ in range(n)]
+    states = [(rng.standard_normal((B, H)) * 0.5 * (not no_state)).astype(np.float32)
+              for _ in range(n)]
+    init = None if no_state else states
     im = (rng.random((B, I)) > 0.3).astype(np.float32) / 0.7
     rm = (rng.random((B, H)) > 0.3).astype(np.float32) / 0.7
-    out, ctx = call(kind, x, W, U, b, ra, initial_state=states, return_sequences=True,
+    out, ctx = call(kind, x, W, U, b, ra, initial_state=init, return_sequences=True,
                     return_state=True, return_context=True, go_backwards=True,
                     dropout_mask=im, recurrent_dropout_mask=rm)
     R = rng.standard_normal(out[0].shape)
@@ -209,7 +213,7 @@ def test_time_chunks_gradients(isa, rng, cell, time_chunk):
         np.testing.assert_allclose(a, e, rtol=2e-3, atol=2e-4, err_msg=name)
     old = K.rnn_set_time_chunk(0)
     try:
-        out2, ctx2 = call(kind, x, W, U, b, ra, initial_state=states, return_sequences=True,
+        out2, ctx2 = call(kind, x, W, U, b, ra, initial_state=init, return_sequences=True,
                           return_state=True, return_context=True, go_backwards=True,
                           dropout_mask=im, recurrent_dropout_mask=rm)
         whole = list(ctx2.backward(R, Rs))

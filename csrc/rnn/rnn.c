@@ -52,8 +52,9 @@ static int rbuf_grow(rbuf *b, int64_t need) {
 struct nnc_rnn {
     nnc_rnn_desc d;
     int64_t G, H, I, GH;
-    const float *W, *U, *b;
+    const float *b;
     nnc_packed *Up, *UTp, *Up2, *UTp2; /* U and U^T (GRU reset_after=False: U_zr, U_zr^T, U_h, U_h^T) */
+    nnc_packed *Wp, *WTp;              /* W (input projection) and W^T (dX), packed once per weight change */
     int packed;
     /* forward workspace */
     rbuf xt;  /* [T,B,I] masked, time-ordered input */
@@ -123,7 +124,9 @@ nnc_rnn *nnc_rnn_new(const nnc_rnn_desc *d) {
         r->Up = nnc_packed_new(H, r->GH);
         r->UTp = nnc_packed_new(r->GH, H);
     }
-    if (!r->Up || !r->UTp) goto fail;
+    r->Wp = nnc_packed_new(r->I, r->GH);
+    r->WTp = nnc_packed_new(r->GH, r->I);
+    if (!r->Up || !r->UTp || !r->Wp || !r->WTp) goto fail;
     return r;
 fail:
     nnc_rnn_free(r);
@@ -132,6 +135,8 @@ fail:
 
 void nnc_rnn_free(nnc_rnn *r) {
     if (!r) return;
+    nnc_packed_free(r->Wp);
+    nnc_packed_free(r->WTp);
     nnc_packed_free(r->Up);
     nnc_packed_free(r->UTp);
     nnc_packed_free(r->Up2);
@@ -194,10 +199,9 @@ static int reserve_hm(nnc_rnn *r, int64_t B, int64_t T) { return rbuf_grow(&r->h
 
 int nnc_rnn_set_weights(nnc_rnn *r, const float *W, const float *U, const float *b) {
     int64_t H = r->H, GH = r->GH;
-    r->W = W;
-    r->U = U;
     r->b = r->d.use_bias ? b : NULL;
-    int st = 0;
+    int st = nnc_pack_b(r->Wp, W, GH, 0);
+    st |= nnc_pack_b(r->WTp, W, GH, 1);
     if (gru2(r)) {
         st |= nnc_pack_b(r->Up, U, GH, 0);             /* U[:, :2H] */
         st |= nnc_pack_b(r->UTp, U, GH, 1);            /* U[:, :2H]^T */
@@ -256,13 +260,9 @@ static int fwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
         if (r->d.reset_after) {
             float *gh = r->gh.p + r0 * GH;
             nnc_epilogue ep = {r->b ? r->b + GH : NULL, NNC_ACT_LINEAR, 0.f};
-            if (zero) /* h_{-1} U + b_h = b_h */
-                for (int64_t i = 0; i < nr; i++) {
-                    if (r->b) memcpy(gh + i * GH, r->b + GH, (size_t)GH * sizeof(float));
-                    else memset(gh + i * GH, 0, (size_t)GH * sizeof(float));
-                }
-            else
-                st = nnc_sgemm_packed(0, nr, GH, H, 1.0f, hp, H, r->Up, 0.0f, gh, GH, &ep, nth);
+            /* with h_{-1} = 0, alpha = 0: the GEMM only writes the bias (h_{-1} U + b_h = b_h) */
+            st = nnc_sgemm_packed(0, nr, GH, H, zero ? 0.0f : 1.0f, hp, H, r->Up, 0.0f, gh, GH,
+                                  &ep, nth);
             k->gru_fwd(nr, H, act, ract, g_t, gh, hp, r->aux.p + row * H, hn);
         } else {
             float *rh = r->aux.p + row * H;
@@ -337,20 +337,19 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
         for (int64_t c = 0; c < nch; c++) {
             const int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
             for (int64_t t = 0; t < T; t++) {
-                RNN_ERR(st, nnc_sgemm(0, 0, r1 - r0, GH, I, 1.0f, xt + (t * B + r0) * I, I, r->W,
-                                      GH, 0.0f, r->g.p + (t * B + r0) * GH, GH,
-                                      r->b ? &ep : NULL, 1));
+                RNN_ERR(st, nnc_sgemm_packed(0, r1 - r0, GH, I, 1.0f, xt + (t * B + r0) * I, I,
+                                             r->Wp, 0.0f, r->g.p + (t * B + r0) * GH, GH,
+                                             r->b ? &ep : NULL, 1));
                 RNN_ERR(st, fwd_step(r, k, t, r0, r1 - r0, 1));
             }
         }
-        if (st) return st;
-    }
-    for (int64_t t0 = 0; t0 < T && !st && nt == 1; t0 += tc) {
-        const int64_t t1 = NNC_MIN(T, t0 + tc);
-        st = nnc_sgemm(0, 0, (t1 - t0) * B, GH, I, 1.0f, xt + t0 * B * I, I, r->W, GH, 0.0f,
-                       r->g.p + t0 * B * GH, GH, r->b ? &ep : NULL, 0);
-        if (st) break;
-        for (int64_t t = t0; t < t1 && !st; t++) st = fwd_step(r, k, t, 0, B, 0);
+    } else {
+        for (int64_t t0 = 0; t0 < T && !st; t0 += tc) {
+            const int64_t t1 = NNC_MIN(T, t0 + tc);
+            st = nnc_sgemm_packed(0, (t1 - t0) * B, GH, I, 1.0f, xt + t0 * B * I, I, r->Wp, 0.0f,
+                                  r->g.p + t0 * B * GH, GH, r->b ? &ep : NULL, 0);
+            for (int64_t t = t0; t < t1 && !st; t++) st = fwd_step(r, k, t, 0, B, 0);
+        }
     }
     if (st) return st;
 
@@ -481,15 +480,14 @@ static int chunk_grads(nnc_rnn *r, int task, int64_t t0, int64_t t1, float *dW, 
     int st = 0;
     /* Split point, in units of (rows x columns) of the three products: half of the work in
      * task 0, which takes dU's columns first and then dW's (multiples of 32 columns). */
-    const int64_t wu = (dU && !gru2(r)) ? H : 0, ww = dW ? I : 0;
-    const int64_t half = ((wu + ww) * GH + (with_dx ? I * GH : 0)) / 2;
-    int64_t ns = GH, nw = 0;
+    const int64_t wu = (dU && !gru2(r)) ? H : 0, ww = dW ? I : 0, du = dU ? H * GH : 0;
+    const int64_t half = (du + ww * GH + (with_dx ? I * GH : 0)) / 2;
+    int64_t ns = GH, nw = 0; /* GRU reset_after=False: task 0 has all of dU, then dW's columns */
     if (task >= 0 && wu && wu * GH >= half) {
         ns = NNC_MIN(GH, (half / wu + 16) / 32 * 32);
     } else if (task >= 0 && ww) {
-        nw = NNC_MIN(GH, ((half - wu * GH) / ww + 16) / 32 * 32);
+        nw = NNC_MAX(0, NNC_MIN(GH, ((half - du) / ww + 16) / 32 * 32));
     }
-    if (task < 0) nw = GH;
     if (wu) {
         const float *dgu = ra ? r->dgh.p : dg;
         int64_t j0 = task == 1 ? ns : 0, j1 = task == 0 ? ns : GH;
@@ -505,7 +503,6 @@ static int chunk_grads(nnc_rnn *r, int task, int64_t t0, int64_t t1, float *dW, 
     }
     if (ww) {
         int64_t j0 = task == 1 ? nw : 0, j1 = task == 0 ? nw : GH;
-        if (task < 0) j0 = 0, j1 = GH;
         if (j1 > j0)
             st |= nnc_sgemm(1, 0, I, j1 - j0, n, 1.0f, xc, I, dg + j0, GH, beta, dW + j0, GH, NULL,
                             nth);
@@ -513,8 +510,8 @@ static int chunk_grads(nnc_rnn *r, int task, int64_t t0, int64_t t1, float *dW, 
     if (task != 0) {
         if (dbacc) db_flush(r, dbacc, rnn_chunks(B), ra ? 2 * GH : GH);
         if (with_dx)
-            st |= nnc_sgemm(0, 1, n, I, GH, 1.0f, dg, GH, r->W, GH, 0.0f, r->dxt.p + t0 * B * I, I,
-                            NULL, nth);
+            st |= nnc_sgemm_packed(0, n, I, GH, 1.0f, dg, GH, r->WTp, 0.0f, r->dxt.p + t0 * B * I,
+                                   I, NULL, nth);
     }
     return st;
 }
