@@ -1,5 +1,6 @@
-"""Recurrent benchmark (issue 4): nncore vs a NumPy implementation (bench/numpy_rnn.py, one fused
-gate matmul per step, forward + BPTT) and torch.nn.LSTM/GRU, at 1 and 2 threads.
+"""Recurrent benchmark (issue 4): nncore vs a NumPy implementation (bench/numpy_rnn.py: per step
+one fused gate matmul for LSTM, x_t W and h U for GRU; forward + BPTT) and torch.nn.LSTM/GRU, at
+1 and 2 threads.
 
 Cases:
   - the stack LSTM(64, return_sequences) -> LSTM(32) (and GRU), batch 32, timesteps 30 and 60,

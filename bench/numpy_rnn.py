@@ -1,5 +1,6 @@
-"""NumPy LSTM / GRU baseline for bench_rnn.py: per step ONE fused gate matmul ([x_t, h] @ [W; U]),
-forward and backward through time (BPTT), Keras layouts and gate orders. Float32 throughout."""
+"""NumPy LSTM / GRU baseline for bench_rnn.py: per step one fused gate matmul for LSTM
+([x_t, h] @ [W; U]), x_t W and h U for GRU (see NumpyGRU), forward and backward through time
+(BPTT), Keras layouts and gate orders. Float32 throughout."""
 import numpy as np
 
 
@@ -63,17 +64,15 @@ class NumpyLSTM:
 
 
 class NumpyGRU:
-    """reset_after=True (Keras default): one fused matmul [x_t, h] @ [[W, 0], [0, U]] gives the
-    input and recurrent projections of all three gates at once."""
+    """reset_after=True (Keras default). Its candidate needs r * (h U_h + b_h) apart from the input
+    part, so the step's gate matmul cannot take [x_t, h] in one product without a block-diagonal
+    [[W, 0], [0, U]] that doubles the flops; it is two products, x_t W and h U."""
 
     def __init__(self, W, U, b):
-        I, H = W.shape[0], U.shape[0]
-        Wc = np.zeros((I + H, 6 * H), np.float32)
-        Wc[:I, :3 * H] = W
-        Wc[I:, 3 * H:] = U
-        self.Wc = Wc
-        self.b = b.reshape(-1).astype(np.float32)  # [b_x, b_h]
-        self.I, self.H = I, H
+        self.W, self.U = W.astype(np.float32), U.astype(np.float32)
+        b = b.reshape(2, -1).astype(np.float32)
+        self.bx, self.bh = b[0], b[1]
+        self.I, self.H = W.shape[0], U.shape[0]
 
     def forward(self, x, return_sequences=False):
         B, T, _ = x.shape
@@ -82,15 +81,14 @@ class NumpyGRU:
         self.cache = []
         ys = np.empty((B, T, H), np.float32)
         for t in range(T):
-            xh = np.concatenate([x[:, t], h], axis=1)
-            a = xh @ self.Wc + self.b
-            gx, gh = a[:, :3 * H], a[:, 3 * H:]
+            gx = x[:, t] @ self.W + self.bx
+            gh = h @ self.U + self.bh
             z = _sig(gx[:, :H] + gh[:, :H])
             r = _sig(gx[:, H:2 * H] + gh[:, H:2 * H])
             hh = np.tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])
             hp = h
             h = z * hp + (1 - z) * hh
-            self.cache.append((xh, z, r, hh, gh[:, 2 * H:].copy(), hp))
+            self.cache.append((x[:, t], z, r, hh, gh[:, 2 * H:].copy(), hp))
             ys[:, t] = h
         self.seq = return_sequences
         return ys if return_sequences else h
@@ -99,30 +97,30 @@ class NumpyGRU:
         B = dy.shape[0]
         H, I = self.H, self.I
         T = len(self.cache)
-        dWc = np.zeros_like(self.Wc)
-        db = np.zeros_like(self.b)
+        dW, dU = np.zeros_like(self.W), np.zeros_like(self.U)
+        db = np.zeros((2, 3 * H), np.float32)
         dx = np.empty((B, T, I), np.float32)
         dh = np.zeros((B, H), np.float32) if self.seq else dy.astype(np.float32)
-        da = np.empty((B, 6 * H), np.float32)
+        dax = np.empty((B, 3 * H), np.float32)
+        dah = np.empty((B, 3 * H), np.float32)
         for t in range(T - 1, -1, -1):
-            xh, z, r, hh, ghh, hp = self.cache[t]
+            xt, z, r, hh, ghh, hp = self.cache[t]
             if self.seq:
                 dh = dh + dy[:, t]
             ah = dh * (1 - z) * (1 - hh * hh)
             dzp = dh * (hp - hh) * z * (1 - z)
             drp = ah * ghh * r * (1 - r)
-            da[:, :H] = dzp
-            da[:, H:2 * H] = drp
-            da[:, 2 * H:3 * H] = ah
-            da[:, 3 * H:4 * H] = dzp
-            da[:, 4 * H:5 * H] = drp
-            da[:, 5 * H:] = ah * r
-            dWc += xh.T @ da
-            db += da.sum(0)
-            dxh = da @ self.Wc.T
-            dx[:, t] = dxh[:, :I]
-            dh = dh * z + dxh[:, I:]
-        return dx, dWc, db
+            dax[:, :H] = dah[:, :H] = dzp
+            dax[:, H:2 * H] = dah[:, H:2 * H] = drp
+            dax[:, 2 * H:] = ah
+            dah[:, 2 * H:] = ah * r
+            dW += xt.T @ dax
+            dU += hp.T @ dah
+            db[0] += dax.sum(0)
+            db[1] += dah.sum(0)
+            dx[:, t] = dax @ self.W.T
+            dh = dh * z + dah @ self.U.T
+        return dx, (dW, dU), db
 
 
 class NumpyStack:
