@@ -48,17 +48,8 @@ def best_threshold(y, p, cost_fn):
     return float((ps[last[i]] + nxt) / 2), float(cost[i])
 
 
-def standardize_fit(x):
-    mean, std = x.mean(0), x.std(0)
-    std[std == 0] = 1.0
-    return lambda a: ((a - mean) / std).astype(np.float32)
-
-
 def normalizer(x_train):
-    """A Normalization layer adapted to x_train when nncore has it, else None (the caller
-    standardises the arrays instead)."""
-    if not hasattr(nn.layers, "Normalization"):
-        return None
+    """A Normalization layer adapted to x_train."""
     layer = nn.layers.Normalization(input_shape=(x_train.shape[1],))
     layer.adapt(x_train)
     return layer

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Timer, best_threshold, nn, standardize_fit  # noqa: E402
+from _common import Timer, best_threshold, nn  # noqa: E402
 
 COST_BAD_ACCEPTED, COST_GOOD_REJECTED = 5.0, 1.0
 
@@ -36,8 +36,7 @@ def run(data=None, quick=False, seed=0, verbose=1):
     x, y, names, source = load(data, 2000 if quick else 5000, seed)
     x_tr, x_te, y_tr, y_te = nn.datasets.train_test_split(x, y, test_size=0.2, seed=seed, stratify=True)
     x_tr, x_va, y_tr, y_va = nn.datasets.train_test_split(x_tr, y_tr, test_size=0.2, seed=seed + 1, stratify=True)
-    scale = standardize_fit(x_tr)
-    x_tr, x_va, x_te = scale(x_tr), scale(x_va), scale(x_te)
+    x_tr, x_va, x_te = nn.datasets.standardize(x_tr, x_va, x_te)
     if verbose:
         print(f"credit risk on {source}: {len(x_tr)} train / {len(x_va)} validation / {len(x_te)} test "
               f"applicants, {x.shape[1]} features, bad rate {y.mean():.1%}")
@@ -45,7 +44,7 @@ def run(data=None, quick=False, seed=0, verbose=1):
     nn.utils.set_random_seed(seed)
     model = nn.Sequential([
         nn.layers.Dense(32, activation="relu", input_shape=(x_tr.shape[1],),
-                        kernel_regularizer=nn.regularizers.L2(1e-3) if hasattr(nn, "regularizers") else None),
+                        kernel_regularizer=nn.regularizers.L2(1e-3)),
         nn.layers.Dense(16, activation="relu"),
         nn.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer=nn.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["auc"])

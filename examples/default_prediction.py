@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Timer, nn, normalizer, standardize_fit  # noqa: E402
+from _common import Timer, nn, normalizer  # noqa: E402
 
 
 def calibration_table(y, p, bins=10):
@@ -42,15 +42,8 @@ def run(data=None, target=None, positive=None, quick=False, seed=0, verbose=1, e
     x_tr, x_va, y_tr, y_va = nn.datasets.train_test_split(x_tr, y_tr, test_size=0.2, seed=seed + 1, stratify=True)
 
     nn.utils.set_random_seed(seed)
-    norm = normalizer(x_tr)
-    if norm is None:  # no Normalization layer in this build: standardise the arrays instead
-        scale = standardize_fit(x_tr)
-        x_tr, x_va, x_te = scale(x_tr), scale(x_va), scale(x_te)
-        first = [nn.layers.Dense(64, activation="relu", input_shape=(x.shape[1],))]
-        how = "standardised with training statistics"
-    else:
-        first = [norm, nn.layers.Dense(64, activation="relu")]
-        how = "Normalization layer adapted to the training data"
+    first = [normalizer(x_tr), nn.layers.Dense(64, activation="relu")]
+    how = "Normalization layer adapted to the training data"
     model = nn.Sequential(first + [nn.layers.Dense(32, activation="relu"), nn.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["auc", nn.metrics.AUC(curve="PR", name="auc_pr")])
     # balanced class weights: each class contributes equally to the loss

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Timer, best_threshold, nn, standardize_fit  # noqa: E402
+from _common import Timer, best_threshold, nn  # noqa: E402
 
 ULB_NORMAL_WEIGHT = 284315 / 492
 
@@ -38,8 +38,7 @@ def run(data=None, loss="focal", quick=False, seed=0, verbose=1):
     x = np.where(heavy, np.log1p(np.maximum(x, 0)), x).astype(np.float32)
     x_tr, x_te, y_tr, y_te = nn.datasets.train_test_split(x, y, test_size=0.25, seed=seed, stratify=True)
     x_tr, x_va, y_tr, y_va = nn.datasets.train_test_split(x_tr, y_tr, test_size=0.25, seed=seed + 1, stratify=True)
-    scale = standardize_fit(x_tr)
-    x_tr, x_va, x_te = scale(x_tr), scale(x_va), scale(x_te)
+    x_tr, x_va, x_te = nn.datasets.standardize(x_tr, x_va, x_te)
     rate = float(y_tr.mean())
     if verbose:
         print(f"fraud detection on {source}: {len(x_tr)} train / {len(x_va)} validation / {len(x_te)} test "

@@ -64,9 +64,11 @@ def train_test_split(x, y, test_size=0.2, seed=0, stratify=False):
 
 
 def standardize(train, *others):
-    """(train - mean) / std with the training statistics, applied to every array given."""
+    """(train - mean) / std with the training statistics, applied to every array given (a
+    constant training column is only centred)."""
     mean = train.mean(axis=0)
-    std = train.std(axis=0) + 1e-7
+    std = train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
     return [((a - mean) / std).astype(np.float32) for a in (train,) + others]
 
 

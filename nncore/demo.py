@@ -109,9 +109,6 @@ def _market(seed, quick):
     x_tr, x_te, y_tr, y_te = _chrono(x, y, window)
     s = float(y_tr.std())
     nn.utils.set_random_seed(seed)
-    if not hasattr(nn.layers, "LSTM"):
-        print("skipped: nn.layers.LSTM is not available in this build")
-        return ("market forecasting", "MSE / zero forecast", float("nan"), 0.0, None)
     model = nn.Sequential([nn.layers.LSTM(16, input_shape=(window, 1)), nn.layers.Dense(1)])
     model.compile("adam", "mse")
     t0 = time.perf_counter()

@@ -10,6 +10,7 @@ into blocks of `max_rows` rows to bound memory), never a loop over features.
 """
 import numpy as np
 
+from . import callbacks as callbacks_mod
 from . import metrics as metrics_mod
 
 __all__ = ["input_gradients", "gradient_x_input", "integrated_gradients", "permutation_importance",
@@ -109,7 +110,7 @@ def _score_fn(metric):
         return metric, True
     m = metrics_mod.get(metric)
     name = m.name.lower()
-    lower = any(w in name for w in ("error", "mse", "mae", "mape", "rmse", "loss"))
+    lower = any(w in name for w in callbacks_mod._MIN_WORDS)  # the callbacks' word list
 
     def score(y_true, y_pred):
         m.reset_state()
@@ -145,12 +146,12 @@ def permutation_importance(model, x, y, metric="auc", n_repeats=5, seed=None, ba
     base = score(y, model.predict(x, batch_size=bs))
     rng = np.random.default_rng(seed)
     imp = np.empty((f, n_repeats))
-    big = np.empty((n_repeats * n, f), np.float32)
+    big = np.tile(x, (n_repeats, 1))  # n_repeats copies of x; one column permuted at a time
     for j in range(f):
-        big[:] = np.tile(x, (n_repeats, 1))
         perms = rng.permuted(np.tile(np.arange(n), (n_repeats, 1)), axis=1)
         big[:, j] = x[perms.reshape(-1), j]
         p = model.predict(big, batch_size=bs).reshape(n_repeats, n, -1)
+        big[:, j] = np.tile(x[:, j], n_repeats)
         imp[j] = [sign * (base - score(y, p[r])) for r in range(n_repeats)]
     return {"importances": imp, "importances_mean": imp.mean(axis=1), "importances_std": imp.std(axis=1),
             "baseline_score": base}

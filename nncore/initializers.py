@@ -243,6 +243,10 @@ def get(identifier):
 
 
 def serialize(init):
+    """Config form of an initializer: a name stays a name, anything get() takes becomes a dict."""
+    if isinstance(init, str):
+        return init
+    init = get(init)
     if isinstance(init, Initializer):
         return {"class_name": type(init).__name__, "config": init.get_config()}
     raise ValueError(f"cannot serialize initializer {init!r}")

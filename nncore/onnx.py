@@ -134,25 +134,19 @@ def _activation(g, layer, x, shape):
     return activation(g, layer.activation, x)
 
 
-def _optional(name):
-    return getattr(L, name, None)
-
-
-@register(*[c for c in (_optional("Flatten"),) if c is not None])
+@register(L.Flatten)
 def _flatten(g, layer, x, shape):
     if layer.data_format == "channels_first" and len(shape) >= 2:  # channel axis last first
         x = g.transpose(x, (0,) + tuple(range(2, len(shape) + 1)) + (1,))
     return g.op("Flatten", [x], axis=1)
 
 
-@register(*[c for c in (_optional("Reshape"),) if c is not None])
+@register(L.Reshape)
 def _reshape(g, layer, x, shape):
     return g.reshape(x, [-1] + list(layer.compute_output_shape(shape)))
 
 
-@register(*[c for c in (_optional("Dropout"), _optional("SpatialDropout1D"), _optional("SpatialDropout2D"),
-                        _optional("GaussianNoise"), _optional("GaussianDropout"), _optional("AlphaDropout"))
-            if c is not None])
+@register(L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D, L.GaussianNoise, L.GaussianDropout)
 def _identity(g, layer, x, shape):
     return x  # inference form
 
@@ -163,71 +157,72 @@ def _conv_pads(n, k, s, d, out, pad_begin):
     return pad_begin, max(total - pad_begin, 0)
 
 
-if hasattr(L, "Conv2D"):
-    @register(L.Conv1D, L.Conv2D)
-    def _conv(g, layer, x, shape):
-        geom, _ = layer._geom(shape)
-        H, W, C, KH, KW, F, sh, sw, dh, dw, pt, pl, OH, OW = geom
-        w = layer.get_weights()
-        rank = layer.rank
-        cf = layer.data_format == "channels_first"
-        if rank == 1:
-            kern = np.transpose(w[0], (2, 1, 0))                 # (K, C, F) -> (F, C, K)
-            pads = list(_conv_pads(W, KW, sw, dw, OW, pl))
-            attrs = dict(kernel_shape=[KW], strides=[sw], dilations=[dw], pads=[pads[0], pads[1]])
-            to_cf, from_cf = (0, 2, 1), (0, 2, 1)
-        else:
-            kern = np.transpose(w[0], (3, 2, 0, 1))              # (KH, KW, C, F) -> (F, C, KH, KW)
-            ph = _conv_pads(H, KH, sh, dh, OH, pt)
-            pw = _conv_pads(W, KW, sw, dw, OW, pl)
-            attrs = dict(kernel_shape=[KH, KW], strides=[sh, sw], dilations=[dh, dw],
-                         pads=[ph[0], pw[0], ph[1], pw[1]])
-            to_cf, from_cf = (0, 3, 1, 2), (0, 2, 3, 1)
-        xin = x if cf else g.transpose(x, to_cf)
-        args = [xin, g.const(kern, layer.name + "_kernel")]
-        if layer.use_bias:
-            args.append(g.const(w[1], layer.name + "_bias"))
-        y = activation(g, layer.activation, g.op("Conv", args, **attrs))
-        return y if cf else g.transpose(y, from_cf)
+@register(L.Conv1D, L.Conv2D)
+def _conv(g, layer, x, shape):
+    geom, _ = layer._geom(shape)
+    H, W, C, KH, KW, F, sh, sw, dh, dw, pt, pl, OH, OW = geom
+    w = layer.get_weights()
+    rank = layer.rank
+    cf = layer.data_format == "channels_first"
+    if rank == 1:
+        kern = np.transpose(w[0], (2, 1, 0))                 # (K, C, F) -> (F, C, K)
+        pads = list(_conv_pads(W, KW, sw, dw, OW, pl))
+        attrs = dict(kernel_shape=[KW], strides=[sw], dilations=[dw], pads=[pads[0], pads[1]])
+        to_cf, from_cf = (0, 2, 1), (0, 2, 1)
+    else:
+        kern = np.transpose(w[0], (3, 2, 0, 1))              # (KH, KW, C, F) -> (F, C, KH, KW)
+        ph = _conv_pads(H, KH, sh, dh, OH, pt)
+        pw = _conv_pads(W, KW, sw, dw, OW, pl)
+        attrs = dict(kernel_shape=[KH, KW], strides=[sh, sw], dilations=[dh, dw],
+                     pads=[ph[0], pw[0], ph[1], pw[1]])
+        to_cf, from_cf = (0, 3, 1, 2), (0, 2, 3, 1)
+    xin = x if cf else g.transpose(x, to_cf)
+    args = [xin, g.const(kern, layer.name + "_kernel")]
+    if layer.use_bias:
+        args.append(g.const(w[1], layer.name + "_bias"))
+    y = activation(g, layer.activation, g.op("Conv", args, **attrs))
+    return y if cf else g.transpose(y, from_cf)
 
-    @register(L.ZeroPadding1D, L.ZeroPadding2D)
-    def _zeropad(g, layer, x, shape):
-        (t, b), (l, r) = layer._pairs
-        if layer.rank == 1:
-            pads = [0, l, 0, 0, r, 0]
-        elif layer.data_format == "channels_first":
-            pads = [0, 0, t, l, 0, 0, b, r]
-        else:
-            pads = [0, t, l, 0, 0, b, r, 0]
-        return g.op("Pad", [x, g.ints(pads, "pads")], mode="constant")
 
-if hasattr(L, "MaxPooling2D"):
-    @register(L.MaxPooling1D, L.MaxPooling2D, L.AveragePooling1D, L.AveragePooling2D)
-    def _pool(g, layer, x, shape):
-        geom, out = layer._geom(shape)
-        H, W, C, PH, PW, sh, sw, pt, pl, OH, OW = geom
-        if layer.rank == 1:
-            pw = _conv_pads(W, PW, sw, 1, OW, pl)
-            attrs = dict(kernel_shape=[PW], strides=[sw], pads=[pw[0], pw[1]])
-            to_cf, from_cf = (0, 2, 1), (0, 2, 1)
-        else:
-            ph = _conv_pads(H, PH, sh, 1, OH, pt)
-            pw = _conv_pads(W, PW, sw, 1, OW, pl)
-            attrs = dict(kernel_shape=[PH, PW], strides=[sh, sw], pads=[ph[0], pw[0], ph[1], pw[1]])
-            to_cf, from_cf = (0, 3, 1, 2), (0, 2, 3, 1)
-        cf = layer.data_format == "channels_first"
-        xin = x if cf else g.transpose(x, to_cf)
-        if layer.is_max:
-            y = g.op("MaxPool", [xin], **attrs)
-        else:  # padded positions are not counted, as in nncore and Keras
-            y = g.op("AveragePool", [xin], count_include_pad=0, **attrs)
-        return y if cf else g.transpose(y, from_cf)
+@register(L.ZeroPadding1D, L.ZeroPadding2D)
+def _zeropad(g, layer, x, shape):
+    (t, b), (l, r) = layer._pairs
+    if layer.rank == 1:
+        pads = [0, l, 0, 0, r, 0]
+    elif layer.data_format == "channels_first":
+        pads = [0, 0, t, l, 0, 0, b, r]
+    else:
+        pads = [0, t, l, 0, 0, b, r, 0]
+    return g.op("Pad", [x, g.ints(pads, "pads")], mode="constant")
 
-    @register(L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.GlobalMaxPooling1D, L.GlobalMaxPooling2D)
-    def _global_pool(g, layer, x, shape):
-        first = 2 if layer.data_format == "channels_first" else 1
-        axes = list(range(first, first + len(shape) - 1))  # every spatial axis
-        return g.reduce("ReduceMax" if layer.is_max else "ReduceMean", x, axes, layer.keepdims)
+
+@register(L.MaxPooling1D, L.MaxPooling2D, L.AveragePooling1D, L.AveragePooling2D)
+def _pool(g, layer, x, shape):
+    geom, out = layer._geom(shape)
+    H, W, C, PH, PW, sh, sw, pt, pl, OH, OW = geom
+    if layer.rank == 1:
+        pw = _conv_pads(W, PW, sw, 1, OW, pl)
+        attrs = dict(kernel_shape=[PW], strides=[sw], pads=[pw[0], pw[1]])
+        to_cf, from_cf = (0, 2, 1), (0, 2, 1)
+    else:
+        ph = _conv_pads(H, PH, sh, 1, OH, pt)
+        pw = _conv_pads(W, PW, sw, 1, OW, pl)
+        attrs = dict(kernel_shape=[PH, PW], strides=[sh, sw], pads=[ph[0], pw[0], ph[1], pw[1]])
+        to_cf, from_cf = (0, 3, 1, 2), (0, 2, 3, 1)
+    cf = layer.data_format == "channels_first"
+    xin = x if cf else g.transpose(x, to_cf)
+    if layer.is_max:
+        y = g.op("MaxPool", [xin], **attrs)
+    else:  # padded positions are not counted, as in nncore and Keras
+        y = g.op("AveragePool", [xin], count_include_pad=0, **attrs)
+    return y if cf else g.transpose(y, from_cf)
+
+
+@register(L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.GlobalMaxPooling1D, L.GlobalMaxPooling2D)
+def _global_pool(g, layer, x, shape):
+    first = 2 if layer.data_format == "channels_first" else 1
+    axes = list(range(first, first + len(shape) - 1))  # every spatial axis
+    return g.reduce("ReduceMax" if layer.is_max else "ReduceMean", x, axes, layer.keepdims)
 
 
 # ---- recurrent layers -----------------------------------------------------------------------
@@ -294,28 +289,28 @@ def _rnn_keras(g, layer, x, weights):
     return g.reverse_time(seq) if layer.go_backwards else seq
 
 
-if hasattr(L, "LSTM"):
-    @register(L.LSTM, L.GRU, L.SimpleRNN)
-    def _rnn(g, layer, x, shape):
-        return _rnn_keras(g, layer, x, layer.get_weights())
+@register(L.LSTM, L.GRU, L.SimpleRNN)
+def _rnn(g, layer, x, shape):
+    return _rnn_keras(g, layer, x, layer.get_weights())
 
-    @register(L.Bidirectional)
-    def _bidirectional(g, layer, x, shape):
-        f, b = layer.forward_layer, layer.backward_layer
-        w = layer.get_weights()
-        nf = len(f.get_weights())
-        yf = _rnn_keras(g, f, x, w[:nf])
-        yb = _rnn_keras(g, b, x, w[nf:])
-        if layer.return_sequences:
-            yb = g.reverse_time(yb)  # Keras re-aligns the backward sequence to input order
-        mode = layer.merge_mode
-        if mode == "concat":
-            return g.op("Concat", [yf, yb], axis=-1)
-        if mode == "sum":
-            return g.op("Add", [yf, yb])
-        if mode == "mul":
-            return g.op("Mul", [yf, yb])
-        return g.op("Mul", [g.op("Add", [yf, yb]), g.const(0.5, "half")])
+
+@register(L.Bidirectional)
+def _bidirectional(g, layer, x, shape):
+    f, b = layer.forward_layer, layer.backward_layer
+    w = layer.get_weights()
+    nf = len(f.get_weights())
+    yf = _rnn_keras(g, f, x, w[:nf])
+    yb = _rnn_keras(g, b, x, w[nf:])
+    if layer.return_sequences:
+        yb = g.reverse_time(yb)  # Keras re-aligns the backward sequence to input order
+    mode = layer.merge_mode
+    if mode == "concat":
+        return g.op("Concat", [yf, yb], axis=-1)
+    if mode == "sum":
+        return g.op("Add", [yf, yb])
+    if mode == "mul":
+        return g.op("Mul", [yf, yb])
+    return g.op("Mul", [g.op("Add", [yf, yb]), g.const(0.5, "half")])
 
 
 # ---- normalisation (inference form) -----------------------------------------------------------
@@ -341,49 +336,47 @@ def _axes(layer, shape):
     return sorted(a % (len(shape) + 1) if a < 0 else a for a in ax)
 
 
-if hasattr(L, "BatchNormalization"):
-    @register(L.BatchNormalization)
-    def _batchnorm(g, layer, x, shape):
-        gamma, beta, mean, var = _norm_params(layer, ("gamma", "beta", "moving_mean", "moving_variance"))
-        axes = _axes(layer, shape)
-        scale = (np.ones_like(mean) if gamma is None else gamma) / np.sqrt(var.astype(np.float64) + layer.epsilon)
-        shift = (0.0 if beta is None else beta) - mean * scale
-        y = g.op("Mul", [x, g.const(_bcast(shape, axes, scale), layer.name + "_scale")])
-        return g.op("Add", [y, g.const(_bcast(shape, axes, shift), layer.name + "_shift")])
-
-if hasattr(L, "LayerNormalization"):
-    @register(L.LayerNormalization)
-    def _layernorm(g, layer, x, shape):
-        gamma, beta = _norm_params(layer, ("gamma", "beta"))
-        axes = _axes(layer, shape)
-        mean = g.reduce("ReduceMean", x, axes, True)
-        d = g.op("Sub", [x, mean])
-        var = g.reduce("ReduceMean", g.op("Mul", [d, d]), axes, True)
-        y = g.op("Div", [d, g.op("Sqrt", [g.op("Add", [var, g.const(float(layer.epsilon), "eps")])])])
-        if gamma is not None:
-            y = g.op("Mul", [y, g.const(_bcast(shape, axes, gamma), layer.name + "_gamma")])
-        if beta is not None:
-            y = g.op("Add", [y, g.const(_bcast(shape, axes, beta), layer.name + "_beta")])
-        return y
+@register(L.BatchNormalization)
+def _batchnorm(g, layer, x, shape):
+    gamma, beta, mean, var = _norm_params(layer, ("gamma", "beta", "moving_mean", "moving_variance"))
+    axes = _axes(layer, shape)
+    scale = (np.ones_like(mean) if gamma is None else gamma) / np.sqrt(var.astype(np.float64) + layer.epsilon)
+    shift = (0.0 if beta is None else beta) - mean * scale
+    y = g.op("Mul", [x, g.const(_bcast(shape, axes, scale), layer.name + "_scale")])
+    return g.op("Add", [y, g.const(_bcast(shape, axes, shift), layer.name + "_shift")])
 
 
-if hasattr(L, "Normalization"):
-    @register(L.Normalization)
-    def _normalization(g, layer, x, shape):
-        mean = np.asarray(layer.mean, np.float64)
-        std = np.maximum(np.sqrt(np.asarray(layer.variance, np.float64)), 1e-7)
-        if layer.invert:  # standardised values back to the data's scale
-            y = g.op("Mul", [x, g.const(std, layer.name + "_std")])
-            return g.op("Add", [y, g.const(mean, layer.name + "_mean")])
-        y = g.op("Sub", [x, g.const(mean, layer.name + "_mean")])
-        return g.op("Div", [y, g.const(std, layer.name + "_std")])
+@register(L.LayerNormalization)
+def _layernorm(g, layer, x, shape):
+    gamma, beta = _norm_params(layer, ("gamma", "beta"))
+    axes = _axes(layer, shape)
+    mean = g.reduce("ReduceMean", x, axes, True)
+    d = g.op("Sub", [x, mean])
+    var = g.reduce("ReduceMean", g.op("Mul", [d, d]), axes, True)
+    y = g.op("Div", [d, g.op("Sqrt", [g.op("Add", [var, g.const(float(layer.epsilon), "eps")])])])
+    if gamma is not None:
+        y = g.op("Mul", [y, g.const(_bcast(shape, axes, gamma), layer.name + "_gamma")])
+    if beta is not None:
+        y = g.op("Add", [y, g.const(_bcast(shape, axes, beta), layer.name + "_beta")])
+    return y
 
-if hasattr(L, "Embedding"):
-    @register(L.Embedding)
-    def _embedding(g, layer, x, shape):
-        # the model input is float32; indices truncate toward zero, as nncore (and Keras's cast) do
-        idx = g.op("Cast", [x], to=TensorProto.INT64)
-        return g.op("Gather", [g.const(layer.get_weights()[0], layer.name + "_embeddings"), idx], axis=0)
+
+@register(L.Normalization)
+def _normalization(g, layer, x, shape):
+    mean = np.asarray(layer.mean, np.float64)
+    std = np.maximum(np.sqrt(np.asarray(layer.variance, np.float64)), 1e-7)
+    if layer.invert:  # standardised values back to the data's scale
+        y = g.op("Mul", [x, g.const(std, layer.name + "_std")])
+        return g.op("Add", [y, g.const(mean, layer.name + "_mean")])
+    y = g.op("Sub", [x, g.const(mean, layer.name + "_mean")])
+    return g.op("Div", [y, g.const(std, layer.name + "_std")])
+
+
+@register(L.Embedding)
+def _embedding(g, layer, x, shape):
+    # the model input is float32; indices truncate toward zero, as nncore (and Keras's cast) do
+    idx = g.op("Cast", [x], to=TensorProto.INT64)
+    return g.op("Gather", [g.const(layer.get_weights()[0], layer.name + "_embeddings"), idx], axis=0)
 
 
 # ---- export -------------------------------------------------------------------------------------

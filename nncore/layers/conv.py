@@ -2,11 +2,10 @@
 (Conv2D kernel (KH, KW, C_in, C_out), Conv1D kernel (K, C_in, C_out), bias (C_out,)), so Keras
 weights load unchanged. Computation: the conv2d engine node (NHWC; Conv1D is H = 1);
 data_format='channels_first' transposes at the layer boundary."""
-from .. import activations
+from .. import activations, initializers
 from .. import _kernels as K
 from ..ops.conv import _padding, _tuple, conv_output_length
 from .base import Layer, _default_name
-from .core import _init_cfg
 
 __all__ = ["Conv1D", "Conv2D", "ZeroPadding1D", "ZeroPadding2D"]
 
@@ -126,8 +125,8 @@ class _Conv(Layer):
                 "kernel_size": self.kernel_size, "strides": self.strides, "padding": self.padding,
                 "data_format": self.data_format, "dilation_rate": self.dilation_rate,
                 "groups": self.groups, "activation": self.activation, "use_bias": self.use_bias,
-                "kernel_initializer": _init_cfg(self.kernel_initializer),
-                "bias_initializer": _init_cfg(self.bias_initializer)}
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
 
 
 class Conv2D(_Conv):

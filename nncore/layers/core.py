@@ -1,5 +1,5 @@
 """Dense and Activation."""
-from .. import activations, regularizers
+from .. import activations, initializers, regularizers
 from .. import _kernels as K
 from .base import Layer
 
@@ -56,8 +56,8 @@ class Dense(Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "use_bias": self.use_bias,
-                "kernel_initializer": _init_cfg(self.kernel_initializer),
-                "bias_initializer": _init_cfg(self.bias_initializer),
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
@@ -84,6 +84,3 @@ class Activation(Layer):
         return {**super().get_config(), "activation": self.activation}
 
 
-def _init_cfg(init):
-    from .. import initializers
-    return init if isinstance(init, str) else initializers.serialize(initializers.get(init))

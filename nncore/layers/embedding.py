@@ -77,9 +77,7 @@ class Embedding(Layer):
 
     def get_config(self):
         from .. import regularizers
-        init = self.embeddings_initializer
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
-                "embeddings_initializer": init if isinstance(init, str)
-                else initializers.serialize(initializers.get(init)),
+                "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
                 "embeddings_regularizer": regularizers.serialize(regularizers.get(self.embeddings_regularizer)),
                 "embeddings_constraint": None, "mask_zero": False}

@@ -8,8 +8,6 @@ from .base import Layer
 __all__ = ["BatchNormalization", "LayerNormalization", "Normalization"]
 
 
-def _init_cfg(init):
-    return init if isinstance(init, str) else initializers.serialize(initializers.get(init))
 
 
 def _last_axis(layer, axis, input_shape):
@@ -129,10 +127,10 @@ class BatchNormalization(Layer):
         from .. import regularizers
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
                 "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
-                "beta_initializer": _init_cfg(self.beta_initializer),
-                "gamma_initializer": _init_cfg(self.gamma_initializer),
-                "moving_mean_initializer": _init_cfg(self.moving_mean_initializer),
-                "moving_variance_initializer": _init_cfg(self.moving_variance_initializer),
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+                "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
                 "beta_regularizer": regularizers.serialize(regularizers.get(self.beta_regularizer)),
                 "gamma_regularizer": regularizers.serialize(regularizers.get(self.gamma_regularizer)),
                 "beta_constraint": None, "gamma_constraint": None,
@@ -179,8 +177,8 @@ class LayerNormalization(Layer):
         from .. import regularizers
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale, "rms_scaling": False,
-                "beta_initializer": _init_cfg(self.beta_initializer),
-                "gamma_initializer": _init_cfg(self.gamma_initializer),
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
                 "beta_regularizer": regularizers.serialize(regularizers.get(self.beta_regularizer)),
                 "gamma_regularizer": regularizers.serialize(regularizers.get(self.gamma_regularizer)),
                 "beta_constraint": None, "gamma_constraint": None}

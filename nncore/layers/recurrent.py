@@ -26,8 +26,6 @@ def _rnn_act(name, what, cls):
     return canon
 
 
-def _init_cfg(init):
-    return init if isinstance(init, str) else initializers.serialize(initializers.get(init))
 
 
 def _reject(cls, kwargs, names):
@@ -172,9 +170,9 @@ class _RNNBase(Layer):
     def get_config(self):
         cfg = {**super().get_config(), "units": self.units, "activation": self.activation,
                "use_bias": self.use_bias,
-               "kernel_initializer": _init_cfg(self.kernel_initializer),
-               "recurrent_initializer": _init_cfg(self.recurrent_initializer),
-               "bias_initializer": _init_cfg(self.bias_initializer),
+               "kernel_initializer": initializers.serialize(self.kernel_initializer),
+               "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+               "bias_initializer": initializers.serialize(self.bias_initializer),
                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
                "seed": self.seed, "return_sequences": self.return_sequences,
                "return_state": self.return_state, "go_backwards": self.go_backwards,
