@@ -5,6 +5,8 @@
 from libc.stdint cimport int32_t
 
 cdef extern from "nncore/nnc.h" nogil:
+    float NNC_FOCAL_GAMMA
+    float NNC_FOCAL_ALPHA
     int NNC_REDUCE_CHUNK
     int nnc_act_forward(int act, float alpha, const float *x, float *y, int64_t rows, int64_t cols,
                         int nthreads)
@@ -204,7 +206,7 @@ cdef int _loss_params(object param, float *out) except -1:
     """param: a number (huber delta / label smoothing) or up to 4 numbers (nnc_loss_ex's
     params: label_smoothing, gamma, alpha, apply_class_balancing for the focal loss)."""
     cdef int i
-    vals = [0.0, 2.0, 0.25, 0.0]
+    vals = [0.0, NNC_FOCAL_GAMMA, NNC_FOCAL_ALPHA, 0.0]
     if isinstance(param, (tuple, list)):
         if not 1 <= len(param) <= 4:
             raise ValueError(f"loss parameters: expected 1 to 4 numbers, got {len(param)}")

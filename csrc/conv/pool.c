@@ -5,9 +5,8 @@
  * the compiler vectorises them at each width (dispatch on nnc_isa() per call).
  * Max pooling stores the first maximum's window position as one byte per output (oneDNN's
  * workspace rule); padded positions never win. Average pooling divides by the count of real
- * elements (Keras). Backward passes are scatters over whole images (threads over images),
- * or over output rows when windows do not overlap, so writes never collide and the sum order is
- * fixed: bitwise identical for any thread count. Memory-bound: no blocking beyond rows. */
+ * elements (Keras). Backward passes are scatters over whole images (threads over images), so
+ * writes never collide and the sum order is fixed: bitwise identical for any thread count. Memory-bound: no blocking beyond rows. */
 #include "conv_internal.h"
 
 #include <float.h>

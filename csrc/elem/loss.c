@@ -249,7 +249,7 @@ static void loss_rows(void *pv, int64_t i0, int64_t i1) {
 int nnc_loss(int loss, int from_logits, float param, const float *pred, const void *target,
              const float *w, int64_t rows, int64_t cols, float scale, double *loss_sum,
              float *grad, int nthreads) {
-    const float params[NNC_LOSS_NPARAMS] = {param, 2.0f, 0.25f, 0.0f}; /* focal: Keras defaults */
+    const float params[NNC_LOSS_NPARAMS] = {param, NNC_FOCAL_GAMMA, NNC_FOCAL_ALPHA, 0.0f};
     return nnc_loss_ex(loss, from_logits, params, pred, target, w, rows, cols, scale, loss_sum,
                        grad, nthreads);
 }

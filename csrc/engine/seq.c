@@ -27,8 +27,7 @@ struct nnc_seq {
     float *P, *G, *s0, *s1, *s2;
     int64_t np;
     int loss, from_logits, fused;
-    float loss_param;
-    float loss_params[NNC_LOSS_NPARAMS]; /* [0] == loss_param; focal's gamma, alpha, balance */
+    float loss_params[NNC_LOSS_NPARAMS]; /* nnc_loss's param; focal's gamma, alpha, balance */
     nnc_optimizer opt;
     int64_t t;
     /* trainable ranges (offsets into P/G) with their regularizers */
@@ -178,7 +177,6 @@ int nnc_seq_predict(nnc_seq *s, const float *X, int64_t n, int64_t batch_size, f
 int nnc_seq_set_loss_params(nnc_seq *s, const float *params) {
     if (!params) return NNC_E_ARG;
     memcpy(s->loss_params, params, sizeof(s->loss_params));
-    s->loss_param = params[0];
     return 0;
 }
 
@@ -191,10 +189,9 @@ int nnc_seq_compile(nnc_seq *s, float *params, float *grads, int64_t n_params, i
     s->np = n_params;
     s->loss = loss;
     s->from_logits = from_logits;
-    s->loss_param = loss_param;
     s->loss_params[0] = loss_param;
-    s->loss_params[1] = 2.0f; /* focal defaults until nnc_seq_set_loss_params */
-    s->loss_params[2] = 0.25f;
+    s->loss_params[1] = NNC_FOCAL_GAMMA; /* until nnc_seq_set_loss_params */
+    s->loss_params[2] = NNC_FOCAL_ALPHA;
     s->loss_params[3] = 0.0f;
     s->opt = *opt;
     s->s0 = slot0;

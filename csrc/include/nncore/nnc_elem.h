@@ -48,6 +48,9 @@ int nnc_loss(int loss, int from_logits, float param, const float *pred, const vo
  * apply_class_balancing (0 or 1)}: loss = mean_j w_bal * (1 - p_t)^gamma * bce, with
  * p_t = t*p + (1-t)*(1-p) and w_bal = t*alpha + (1-t)*(1-alpha) when balancing (else 1). */
 #define NNC_LOSS_NPARAMS 4
+/* Keras's focal-loss defaults (params[1], params[2]) */
+#define NNC_FOCAL_GAMMA 2.0f
+#define NNC_FOCAL_ALPHA 0.25f
 int nnc_loss_ex(int loss, int from_logits, const float *params, const float *pred,
                 const void *target, const float *w, int64_t rows, int64_t cols, float scale,
                 double *loss_sum, float *grad, int nthreads);
