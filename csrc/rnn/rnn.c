@@ -374,26 +374,21 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
 
 /* ---------------------------------------------------------------- backward */
 
-/* part[j] += sum over rows of x[., j] (x [rows x cols], contiguous): the bias gradient, summed
- * per step while the step's gate gradients are in L1. Each batch chunk has its own partial sums,
- * added into the double accumulators in chunk order once per time chunk (db_flush); the chunks
- * depend only on B, so db is the same for any thread count. */
-static void rnn_rowsum(const float *restrict x, int64_t rows, int64_t cols, float *restrict part) {
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++) part[j] += x[i * cols + j];
-}
-
+/* db: each step's gate gradients are summed over their rows (the kernels' rowsum) while in L1,
+ * into partial sums per batch chunk, added into the double accumulators in chunk order once per
+ * time chunk (db_flush); the chunks depend only on B, so db is the same for any thread count. */
 static float *db_part(nnc_rnn *r, int64_t chunk) {
     return (float *)((double *)r->dbacc.p + 2 * r->GH) + chunk * 2 * r->GH;
 }
 
 /* Rows [r0, r0 + nr) of a step's gate gradients (x) into the partial sums of the batch chunks
  * they belong to (off: 0 for dg, GH for GRU reset_after's dgh). */
-static void db_rows(nnc_rnn *r, const float *x, int64_t r0, int64_t nr, int64_t off) {
+static void db_rows(nnc_rnn *r, const nnc_rnn_kernels *k, const float *x, int64_t r0, int64_t nr,
+                    int64_t off) {
     const int64_t B = r->B, GH = r->GH, nch = rnn_chunks(B);
     for (int64_t c = 0; c < nch; c++) {
         const int64_t lo = NNC_MAX(r0, c * B / nch), hi = NNC_MIN(r0 + nr, (c + 1) * B / nch);
-        if (hi > lo) rnn_rowsum(x + (lo - r0) * GH, hi - lo, GH, db_part(r, c) + off);
+        if (hi > lo) k->rowsum(hi - lo, GH, x + (lo - r0) * GH, db_part(r, c) + off);
     }
 }
 
@@ -443,7 +438,7 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
             if (!last)
                 st = nnc_sgemm_packed(0, nr, H, GH, 1.0f, dgh_t, GH, r->UTp, 1.0f, dhn, H, NULL,
                                       nth);
-            if (want_db) db_rows(r, dgh_t, r0, nr, GH);
+            if (want_db) db_rows(r, k, dgh_t, r0, nr, GH);
         } else {
             float *drh = r->drh.p + r0 * H;
             k->gru2_bwd1(nr, H, act, ract, g_t, hp, dh, dy, ldy, dg_t, dhn);
@@ -455,7 +450,7 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
                                        NULL, nth);
         }
     }
-    if (want_db) db_rows(r, dg_t, r0, nr, 0);
+    if (want_db) db_rows(r, k, dg_t, r0, nr, 0);
     if (r->rmask && !last) { /* the cell saw h_{t-1} * mask */
         const float *rm = r->rmask + r0 * H;
         for (int64_t i = 0; i < nr * H; i++) dhn[i] *= rm[i];

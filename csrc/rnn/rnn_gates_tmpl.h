@@ -348,13 +348,33 @@ A void FN(nnc_rnn_simple_bwd)(int64_t rows, int64_t H, int act, const float *res
     else FN(simple_bwd_body)(rows, H, act, hcur, dh, dy, ldy, dg);
 }
 
+/* part[j] += sum of x[r][j] over the rows, row after row (x [rows x cols], contiguous): the bias
+ * gradient of a step. 64 columns at a time are summed in registers; every element is added in
+ * row order as in a plain loop, so the sums are the same bits on every ISA. */
+A void FN(nnc_rnn_rowsum)(int64_t rows, int64_t cols, const float *restrict x,
+                          float *restrict part) {
+    int64_t j = 0;
+    for (; j + 64 <= cols; j += 64) {
+        float acc[64];
+        for (int k = 0; k < 64; k++) acc[k] = part[j + k];
+        for (int64_t r = 0; r < rows; r++)
+            for (int k = 0; k < 64; k++) acc[k] += x[r * cols + j + k];
+        for (int k = 0; k < 64; k++) part[j + k] = acc[k];
+    }
+    for (; j < cols; j++) {
+        float a = part[j];
+        for (int64_t r = 0; r < rows; r++) a += x[r * cols + j];
+        part[j] = a;
+    }
+}
+
 /* Elementwise activation of a whole block (tests / reference use). */
 A void FN(nnc_rnn_act)(int act, float *x, int64_t n) { FN(r_act)(act, x, n); }
 
 const nnc_rnn_kernels FN(nnc_rnn_kernels) = {
     FN(nnc_rnn_lstm_fwd), FN(nnc_rnn_lstm_bwd), FN(nnc_rnn_gru_fwd), FN(nnc_rnn_gru_bwd),
     FN(nnc_rnn_gru2_fwd1), FN(nnc_rnn_gru2_fwd2), FN(nnc_rnn_gru2_bwd1), FN(nnc_rnn_gru2_bwd2),
-    FN(nnc_rnn_simple_fwd), FN(nnc_rnn_simple_bwd), FN(nnc_rnn_act),
+    FN(nnc_rnn_simple_fwd), FN(nnc_rnn_simple_bwd), FN(nnc_rnn_rowsum), FN(nnc_rnn_act),
 };
 
 #undef A

@@ -23,6 +23,7 @@ typedef struct {
     void (*simple_fwd)(int64_t rows, int64_t H, int act, float *g, float *h);
     void (*simple_bwd)(int64_t rows, int64_t H, int act, const float *hcur, const float *dh,
                        const float *dy, int64_t ldy, float *dg);
+    void (*rowsum)(int64_t rows, int64_t cols, const float *x, float *part);
     void (*act)(int act, float *x, int64_t n);
 } nnc_rnn_kernels;
 
