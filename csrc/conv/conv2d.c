@@ -570,6 +570,19 @@ static int bwd_data_image(const nnc_conv2d *c, const float *dzn, float *dxn, flo
     return 0;
 }
 
+/* Strided dx, one image per chunk (images do not overlap in dx). */
+typedef struct {
+    const nnc_conv2d *c;
+    const float *dz;
+    float *dx;
+    int64_t in_img, out_img;
+} bwd_data_job;
+
+static int bwd_data_chunk(const void *ctx, int64_t n, float *dcol, int gemm_threads) {
+    const bwd_data_job *j = (const bwd_data_job *)ctx;
+    return bwd_data_image(j->c, j->dz + n * j->out_img, j->dx + n * j->in_img, dcol, gemm_threads);
+}
+
 int nnc_conv2d_backward_data(nnc_conv2d *c, const float *dz, int64_t N, float *dx, int nthreads) {
     const nnc_conv2d_geom *g = &c->g;
     if (N <= 0) return 0;
@@ -587,33 +600,10 @@ int nnc_conv2d_backward_data(nnc_conv2d *c, const float *dz, int64_t N, float *d
     }
     if (c->wino2 && g_wino_on)
         return nnc_wino2_backward_data(c->wino2, g, dz, N, dx, c->scratch, nthreads);
-    const int64_t in_img = g->H * g->W * g->C, out_img = g->OH * g->OW * g->F;
-    const double flops = 2.0 * N * g->OH * g->OW * c->Kc * g->F;
-    int T = conv_threads(nthreads, flops, N);
-    if (T > N) T = (int)N;
-    if (T > 1) {
-        int status = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(T)
-        {
-            float *dcol = c->scratch + (size_t)omp_get_thread_num() * c->rows_col2im * c->Kc;
-#pragma omp for schedule(static)
-            for (int64_t n = 0; n < N; n++) {
-                int s = bwd_data_image(c, dz + n * out_img, dx + n * in_img, dcol, 1);
-                if (s) {
-#pragma omp atomic write
-                    status = s;
-                }
-            }
-        }
-#endif
-        return status;
-    }
-    for (int64_t n = 0; n < N; n++) {
-        st = bwd_data_image(c, dz + n * out_img, dx + n * in_img, c->scratch, nthreads);
-        if (st) return st;
-    }
-    return 0;
+    const bwd_data_job j = {c, dz, dx, g->H * g->W * g->C, g->OH * g->OW * g->F};
+    const int T = conv_threads(nthreads, 2.0 * N * g->OH * g->OW * c->Kc * g->F, N);
+    return conv_run_chunks(N, T, c->scratch, (size_t)(c->rows_col2im * c->Kc), bwd_data_chunk, &j,
+                           nthreads);
 }
 
 /* db[j] = sum_i dz[i, j], rows in order; threads split the columns (deterministic). */

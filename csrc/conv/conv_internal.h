@@ -1,7 +1,12 @@
-/* Internals shared by the Conv2D plan (conv2d.c) and its Winograd path (winograd.c). */
+/* Internals shared by the Conv2D plan (conv2d.c), its Winograd paths (winograd.c, winograd_s2.c)
+ * and their thread scheduler (conv_sched.c). */
 #ifndef NNCORE_CONV_INTERNAL_H
 #define NNCORE_CONV_INTERNAL_H
 #include "../common/internal.h"
+
+/* n rounded up to a multiple of 32 / 16 (GEMM panel width, vector and skew sizes). */
+static inline int64_t pad32(int64_t n) { return (n + 31) / 32 * 32; }
+static inline int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
 
 /* Winograd F(2x2, 3x3) weights: U[xi] = G g G^T for the 16 positions xi, each a packed
  * C x F GEMM operand. */

@@ -32,8 +32,6 @@ struct nnc_wino {
     float *du;
 };
 
-static int64_t pad32(int64_t n) { return (n + 31) / 32 * 32; }
-
 /* The weight gradient's sum over images is cut into this many slices, fixed by the batch alone
  * (min(N, WINO_SLICES)); see nnc_wino_backward_weights. */
 #define WINO_SLICES 2
@@ -100,8 +98,6 @@ static int64_t chunk_tiles(int64_t C, int64_t F) {
     if (r > 480) r = 480;
     return r;
 }
-
-static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
 
 /* Slot xi's V and M rows start 16 floats (a cache line) per xi past RT * C and RT * pad32(F)
  * apart, so the transforms' 16 streams do not fall into a few L1 sets (RT * C * 4 bytes is

@@ -43,8 +43,6 @@ struct nnc_wino2 {
     float *du; /* WINO2_SLICES x 25 x C x pad32(F); staging for the kernel transforms too */
 };
 
-static int64_t pad32(int64_t n) { return (n + 31) / 32 * 32; }
-static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
 static int64_t width(int s) { return SN[s / 3] * SN[s % 3]; }
 static int64_t widthd(int s) { return DN[s / 4] * DN[s % 4]; }
 /* Entry (p, q) of the 5x5 grid: its slot and its column block inside the slot's row. */
