@@ -17,7 +17,8 @@ cdef extern from "nncore/nnc.h" nogil:
                                          const float *mean, const float *var, float *params,
                                          float *grads, int64_t n_params)
     nnc_node *nnc_embedding_node_new(int64_t length, int64_t input_dim, int64_t output_dim,
-                                     float *params, float *grads)
+                                     int mask_zero, float *params, float *grads)
+    nnc_node *nnc_masking_node_new(int64_t steps, int64_t features, float mask_value)
     int nnc_lyr_node_forward(nnc_node *node, const float *x, int64_t batch, int training,
                              float *y)
     int nnc_lyr_node_backward(nnc_node *node, const float *x, const float *dy, float *dx,
@@ -112,15 +113,21 @@ def normalization_node(int64_t size, int64_t channels, bint invert, cnp.ndarray 
 
 
 def embedding_node(int64_t length, int64_t input_dim, int64_t output_dim, cnp.ndarray params,
-                   cnp.ndarray grads):
+                   cnp.ndarray grads, bint mask_zero=False):
     if length < 1 or input_dim < 1 or output_dim < 1:
         raise ValueError("embedding_node: sizes must be positive")
     if input_dim > (1 << 24):
         raise ValueError("embedding_node: input_dim above 2^24 cannot be indexed exactly "
                          "through float32 inputs")
     _lyr_block(params, grads, input_dim * output_dim, "embedding_node")
-    return wrap_node(nnc_embedding_node_new(length, input_dim, output_dim, fptr(params),
-                                            fptr(grads)), (params, grads))
+    return wrap_node(nnc_embedding_node_new(length, input_dim, output_dim, mask_zero,
+                                            fptr(params), fptr(grads)), (params, grads))
+
+
+def masking_node(int64_t steps, int64_t features, float mask_value):
+    if steps < 1 or features < 1:
+        raise ValueError("masking_node: sizes must be positive")
+    return wrap_node(nnc_masking_node_new(steps, features, mask_value), None)
 
 
 def node_forward(Node node, cnp.ndarray x, int training):

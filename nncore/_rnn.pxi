@@ -1,7 +1,7 @@
 # Recurrent kernels (csrc/rnn): a context object per layer call and the engine node constructors.
 # Arrays reaching here are already validated and converted by nncore/ops/rnn.py and the layers
 # (float32, C-contiguous, right shapes); this layer only maps status codes.
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint64_t, uint8_t
 
 cdef extern from "nncore/nnc.h" nogil:
     ctypedef struct nnc_rnn_desc:
@@ -29,6 +29,8 @@ cdef extern from "nncore/nnc.h" nogil:
     int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float *dcT,
                          float *dx, float *dW, float *dU, float *db, float *dh0, float *dc0)
     int nnc_rnn_activation(int act, float *x, int64_t n)
+    int nnc_rnn_set_mask(nnc_rnn *r, const uint8_t *mask, int zero_output)
+    int nnc_rnn_node_set_mask_source(nnc_node *node, const nnc_node *src, int zero_output)
 
 
 cdef inline float *_rnn_fp(object a):
@@ -91,8 +93,12 @@ cdef class RNNCore:
         check_status(st)
         self.keep_w = (W, U, b)
 
-    def forward(self, x, h0, c0, imask, rmask, y, hT, cT):
+    def forward(self, x, h0, c0, imask, rmask, y, hT, cT, mask=None, bint zero_output=False):
+        """mask: None or a C-contiguous uint8 [B, T] step mask (nnc_rnn_set_mask)."""
         cdef int64_t B = x.shape[0], T = x.shape[1]
+        cdef const uint8_t *pm = NULL
+        if mask is not None:
+            pm = <const uint8_t *>cnp.PyArray_DATA(<cnp.ndarray>mask)
         cdef float *px = _rnn_fp(x)
         cdef float *ph0 = _rnn_fp(h0)
         cdef float *pc0 = _rnn_fp(c0)
@@ -103,9 +109,10 @@ cdef class RNNCore:
         cdef float *pcT = _rnn_fp(cT)
         cdef int st
         with nogil:
+            nnc_rnn_set_mask(self.r, pm, zero_output)
             st = nnc_rnn_forward(self.r, px, B, T, ph0, pc0, pim, prm, py, phT, pcT)
         check_status(st)
-        self.keep_fwd = (imask, rmask)
+        self.keep_fwd = (imask, rmask, mask)
 
     def backward(self, dy, dhT, dcT, dx, dW, dU, db, dh0, dc0):
         cdef float *a0 = _rnn_fp(dy)
@@ -188,3 +195,13 @@ def birnn_node(int cell, int64_t T, int64_t input_size, int64_t units, int act, 
     return wrap_node(nnc_birnn_node_new(&fw, &bw, T, merge, dropout, recurrent_dropout, seed,
                                         <float *>cnp.PyArray_DATA(params),
                                         <float *>cnp.PyArray_DATA(grads)), (params, grads))
+
+
+def rnn_set_mask_source(Node node, Node src, bint zero_output=False):
+    """The recurrent node `node` takes its step mask from `src` (Masking, Embedding with
+    mask_zero) on every forward; both must still be unowned (before the Seq is made)."""
+    if node.ptr == NULL or src.ptr == NULL:
+        raise ValueError("rnn_set_mask_source: node already handed to a model")
+    if nnc_rnn_node_set_mask_source(node.ptr, src.ptr, zero_output) != 0:
+        raise ValueError("rnn_set_mask_source: the mask's steps do not match the recurrent "
+                         "node's timesteps")

@@ -8,6 +8,8 @@ import math
 import os
 import threading
 
+import warnings
+
 import numpy as np
 
 from . import _kernels as K
@@ -152,19 +154,48 @@ class Sequential:
         nodes, shape = [], self._input_shape
         last = len(self.layers) - 1
         out_act = "linear"
+        mask = None  # (node, layer) that made the step mask flowing here (Keras masking)
         for i, (layer, (p, g)) in enumerate(zip(self.layers, self._blocks)):
             split = False
             if i == last and layer._splittable and layer.activation in ("sigmoid", "softmax"):
                 split, out_act = True, layer.activation
             ns = layer.make_nodes(shape, p, g, split_activation=True) if split else layer.make_nodes(shape, p, g)
+            mask = self._wire_mask(layer, ns, mask)
             nodes.extend(ns)
             shape = layer.output_shape
+        if mask is not None:
+            raise ValueError(
+                f"the step mask made by {mask[1].name!r} reaches the model's output; a masked "
+                f"loss over timesteps is not supported: end with a recurrent layer that has "
+                f"return_sequences=False")
         from . import activations
         self._in_size = int(np.prod(self._input_shape))
         self._out_shape = tuple(shape)
         self._seq = K.Seq(nodes, self._in_size, activations.get_id(out_act)[0])
         if self._compiled:
             self._compile_program()
+
+    @staticmethod
+    def _wire_mask(layer, nodes, mask):
+        """Keras masking in the engine: Masking and Embedding(mask_zero=True) make a step mask;
+        recurrent layers read it (their C node takes it from the maker's node on every forward)
+        and pass it on when they return sequences; elementwise layers pass it on; any other
+        layer drops it, with a warning, as in Keras. Returns the mask flowing after `layer`."""
+        from .layers.recurrent import Bidirectional, _RNNBase
+        if isinstance(layer, (_RNNBase, Bidirectional)):
+            if mask is not None:
+                K.rnn_set_mask_source(nodes[0], mask[0], bool(
+                    layer.return_sequences if isinstance(layer, Bidirectional)
+                    else layer.zero_output_for_mask))
+            return mask if (mask is not None and layer.return_sequences) else None
+        if getattr(layer, "mask_zero", False) or type(layer).__name__ == "Masking":
+            return (nodes[-1], layer)
+        if mask is not None and not layer.supports_masking:
+            warnings.warn(f"layer {layer.name!r} ({type(layer).__name__}) does not support "
+                          f"masking: the step mask made by {mask[1].name!r} stops there",
+                          UserWarning, stacklevel=4)
+            return None
+        return mask
 
     def _require_built(self):
         if self._seq is None:

@@ -374,6 +374,9 @@ def _normalization(g, layer, x, shape):
 
 @register(L.Embedding)
 def _embedding(g, layer, x, shape):
+    if layer.mask_zero:  # the recurrent layers after it would run over the padding
+        raise ValueError(f"layer {layer.name!r} (Embedding): mask_zero=True (Keras masking) "
+                         f"cannot be exported to ONNX")
     # the model input is float32; indices truncate toward zero, as nncore (and Keras's cast) do
     idx = g.op("Cast", [x], to=TensorProto.INT64)
     return g.op("Gather", [g.const(layer.get_weights()[0], layer.name + "_embeddings"), idx], axis=0)

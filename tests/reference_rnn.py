@@ -20,8 +20,13 @@ def act(name, x):
 
 
 def rnn_ref(kind, x, W, U, b=None, h0=None, c0=None, go_backwards=False, activation="tanh",
-            recurrent_activation="sigmoid", reset_after=True, imask=None, rmask=None):
-    """Returns (y_seq [B,T,H] in processing order, hT, cT or None), all float64."""
+            recurrent_activation="sigmoid", reset_after=True, imask=None, rmask=None, mask=None,
+            zero_output=False):
+    """Returns (y_seq [B,T,H] in processing order, hT, cT or None), all float64.
+
+    mask [B,T] (input time order): Keras 3's masked loop (backend rnn()): at a masked step the
+    states stay and the output is the previous output (zeros at first), or zeros with
+    zero_output."""
     x = np.asarray(x, np.float64)
     W = np.asarray(W, np.float64)
     U = np.asarray(U, np.float64)
@@ -36,9 +41,11 @@ def rnn_ref(kind, x, W, U, b=None, h0=None, c0=None, go_backwards=False, activat
     a = lambda v: act(activation, v)  # noqa: E731
     ra = lambda v: act(recurrent_activation, v)  # noqa: E731
     ys = []
+    prev = np.zeros((B, H))
     steps = range(T - 1, -1, -1) if go_backwards else range(T)
     for s in steps:
         xt = x[:, s]
+        h_old, c_old = h, c
         hm = h if rmask is None else h * rmask
         if kind == "lstm":
             z = xt @ W + hm @ U + (0 if b is None else b)
@@ -63,5 +70,12 @@ def rnn_ref(kind, x, W, U, b=None, h0=None, c0=None, go_backwards=False, activat
             h = z * hm + (1 - z) * hh
         else:
             h = a(xt @ W + hm @ U + (0 if b is None else b))
+        if mask is not None:
+            m = np.asarray(mask, bool)[:, s][:, None]
+            out = np.where(m, h, 0.0 if zero_output else prev)
+            h, c = np.where(m, h, h_old), np.where(m, c, c_old)
+            prev = out
+            ys.append(out)
+            continue
         ys.append(h)
     return np.stack(ys, axis=1), h, (c if kind == "lstm" else None)

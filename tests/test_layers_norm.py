@@ -382,8 +382,6 @@ def test_embedding_bad_indices(rng):
         model.predict(x.astype(np.float32))  # fast path: caught in C
     with pytest.raises(ValueError, match="input_dim"):
         L.Embedding(0, 3)
-    with pytest.raises(ValueError, match="mask_zero"):
-        L.Embedding(5, 3, mask_zero=True)
 
 
 # ---------------------------------------------------------------- threads and ISAs

@@ -207,6 +207,13 @@ def test_unsupported_layer_named_in_error():
     with pytest.raises(TypeError, match="nn.Sequential"):
         nn.onnx.to_onnx("model")
     assert "Dense" in nn.onnx.supported_layers()
+    # Keras masking has no ONNX form: refused, never exported as if unmasked
+    masked = nn.Sequential([L.Masking(input_shape=(4, 2)), L.LSTM(3), L.Dense(1)])
+    with pytest.raises(ValueError, match=r"\(Masking\) cannot be exported"):
+        nn.onnx.to_onnx(masked)
+    emb = nn.Sequential([L.Embedding(5, 2, mask_zero=True, input_shape=(4,)), L.GRU(3)])
+    with pytest.raises(ValueError, match="mask_zero=True"):
+        nn.onnx.to_onnx(emb)
 
 
 def test_sklearn_fitted_model_exports():

@@ -12,11 +12,13 @@
 
 typedef struct {
     int64_t L, V, D;
+    int mask_zero;
     int32_t *idx; /* cap x L indices of the last forward */
     int64_t icap;
     /* per-call */
     const float *x, *dy;
     float *y;
+    uint8_t *smask;
     int64_t n;
     int bad;
 } emb_impl;
@@ -27,9 +29,18 @@ static int emb_reserve(nnc_node *self, int64_t batch) {
     if (st) return st;
     if (batch * d->L > d->icap) {
         int32_t *p = (int32_t *)nnc_malloc((size_t)(batch * d->L) * sizeof(int32_t));
-        if (!p) return NNC_E_NOMEM;
+        uint8_t *m = d->mask_zero ? (uint8_t *)nnc_malloc((size_t)(batch * d->L)) : NULL;
+        if (!p || (d->mask_zero && !m)) {
+            nnc_free(p);
+            nnc_free(m);
+            return NNC_E_NOMEM;
+        }
         nnc_free(d->idx);
         d->idx = p;
+        if (m) {
+            nnc_free(self->smask);
+            self->smask = m;
+        }
         d->icap = batch * d->L;
     }
     return 0;
@@ -47,6 +58,7 @@ static void emb_gather(void *p, int64_t i0, int64_t i1) {
         }
         int32_t k = (int32_t)v; /* truncation toward zero, as Keras's cast */
         d->idx[i] = k;
+        if (d->mask_zero) d->smask[i] = k != 0;
         memcpy(d->y + i * d->D, params + (int64_t)k * d->D, (size_t)d->D * sizeof(float));
     }
 }
@@ -57,6 +69,7 @@ static int emb_forward(nnc_node *self, const float *x, int64_t batch, int traini
     d->x = x;
     d->y = self->y;
     d->dy = self->params;
+    d->smask = self->smask;
     d->bad = 0;
     int64_t n = batch * d->L;
     int nt = nnc_elem_threads(0, (double)n * (double)d->D, n);
@@ -91,6 +104,8 @@ static int emb_backward(nnc_node *self, const float *x, float *dy, float *dx, in
 static void emb_destroy(nnc_node *self) {
     emb_impl *d = (emb_impl *)self->impl;
     if (d) nnc_free(d->idx);
+    nnc_free(self->smask);
+    self->smask = NULL;
     nnc_free(self->y);
     self->y = NULL;
 }
@@ -99,7 +114,7 @@ static const nnc_node_ops emb_ops = {"embedding", emb_reserve, emb_forward, emb_
                                      emb_destroy};
 
 nnc_node *nnc_embedding_node_new(int64_t length, int64_t input_dim, int64_t output_dim,
-                                 float *params, float *grads) {
+                                 int mask_zero, float *params, float *grads) {
     if (length < 1 || input_dim < 1 || input_dim > (1 << 24) || output_dim < 1 || !params ||
         !grads)
         return NULL;
@@ -110,5 +125,7 @@ nnc_node *nnc_embedding_node_new(int64_t length, int64_t input_dim, int64_t outp
     d->L = length;
     d->V = input_dim;
     d->D = output_dim;
+    d->mask_zero = mask_zero != 0;
+    if (mask_zero) n->mask_steps = length;
     return n;
 }

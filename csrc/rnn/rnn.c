@@ -72,6 +72,13 @@ struct nnc_rnn {
     int h0zero; /* no initial state: h_{-1} = 0, so the step-0 recurrent products vanish */
     int no_dh0; /* backward: dL/dh_{-1} not wanted, so step 0 skips its recurrent product */
     const float *imask, *rmask;
+    /* Keras step mask (nnc_rnn_set_mask): the caller's [B,T]; sm its time-major copy in
+     * processing order, then ov [T,B]: the step's output shows h_t (else 0) */
+    const uint8_t *smask;
+    int zero_out;
+    rbuf smb;    /* sm and ov as bytes */
+    rbuf dcm;    /* backward: LSTM dc of masked rows, kept across the gate kernel */
+    uint8_t *sm, *ov;
 };
 
 int nnc_rnn_gates(int cell) { return cell == NNC_RNN_LSTM ? 4 : (cell == NNC_RNN_GRU ? 3 : 1); }
@@ -141,8 +148,8 @@ void nnc_rnn_free(nnc_rnn *r) {
     nnc_packed_free(r->UTp);
     nnc_packed_free(r->Up2);
     nnc_packed_free(r->UTp2);
-    rbuf *bufs[] = {&r->xt, &r->g, &r->hs, &r->cs, &r->aux, &r->gh, &r->hm,
-                    &r->dg, &r->dgh, &r->dh2, &r->dc, &r->drh, &r->dxt, &r->dbacc};
+    rbuf *bufs[] = {&r->xt, &r->g, &r->hs, &r->cs, &r->aux, &r->gh, &r->hm, &r->dg,
+                    &r->dgh, &r->dh2, &r->dc, &r->drh, &r->dxt, &r->dbacc, &r->smb, &r->dcm};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) nnc_free(bufs[i]->p);
     nnc_free(r);
 }
@@ -189,6 +196,7 @@ int nnc_rnn_reserve(nnc_rnn *r, int64_t B, int64_t T, int with_backward) {
         st |= rbuf_grow(&r->dbacc, (4 + 2 * rnn_chunks(B)) * r->GH); /* see struct nnc_rnn */
         st |= rbuf_grow(&r->dh2, 2 * B * H);
         if (lstm) st |= rbuf_grow(&r->dc, B * H);
+        if (lstm && r->smask) st |= rbuf_grow(&r->dcm, B * H);
         if (gru2(r)) st |= rbuf_grow(&r->drh, B * H);
         st |= rbuf_grow(&r->dxt, TB * r->I);
     }
@@ -196,6 +204,35 @@ int nnc_rnn_reserve(nnc_rnn *r, int64_t B, int64_t T, int with_backward) {
 }
 
 static int reserve_hm(nnc_rnn *r, int64_t B, int64_t T) { return rbuf_grow(&r->hm, T * B * r->H); }
+
+int nnc_rnn_set_mask(nnc_rnn *r, const uint8_t *mask, int zero_output) {
+    r->smask = mask;
+    r->zero_out = zero_output != 0;
+    return 0;
+}
+
+/* sm and ov from the caller's mask (time-major, processing order). ov: with zero_out the step
+ * mask itself; else (Keras's default, the previous output at a masked step) whether any real
+ * step has come yet: before one the output is 0, after one it is h, which a masked step carries. */
+static int masks_prepare(nnc_rnn *r, int64_t B, int64_t T) {
+    if (!r->smask) {
+        r->sm = r->ov = NULL;
+        return 0;
+    }
+    if (rbuf_grow(&r->smb, (2 * T * B + 3) / 4)) return NNC_E_NOMEM;
+    r->sm = (uint8_t *)r->smb.p;
+    r->ov = r->sm + T * B;
+    for (int64_t b = 0; b < B; b++) {
+        uint8_t seen = 0;
+        for (int64_t t = 0; t < T; t++) {
+            uint8_t m = r->smask[b * T + (r->d.go_backwards ? T - 1 - t : t)] != 0;
+            seen |= m;
+            r->sm[t * B + b] = m;
+            r->ov[t * B + b] = r->zero_out ? m : seen;
+        }
+    }
+    return 0;
+}
 
 int nnc_rnn_set_weights(nnc_rnn *r, const float *W, const float *U, const float *b) {
     int64_t H = r->H, GH = r->GH;
@@ -276,6 +313,16 @@ static int fwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
             k->gru2_fwd2(nr, H, act, g_t, hp, hn);
         }
     }
+    if (r->sm) { /* masked rows keep their state: h_t = h_{t-1}, c_t = c_{t-1} */
+        const uint8_t *m = r->sm + row;
+        for (int64_t i = 0; i < nr; i++)
+            if (!m[i]) {
+                memcpy(hn + i * H, r->hs.p + (row + i) * H, (size_t)H * sizeof(float));
+                if (r->d.cell == NNC_RNN_LSTM)
+                    memcpy(r->cs.p + (row + B + i) * H, r->cs.p + (row + i) * H,
+                           (size_t)H * sizeof(float));
+            }
+    }
     return st;
 }
 
@@ -294,6 +341,7 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
     r->rmask = rmask;
     r->have_fwd = 0;
     r->h0zero = h0 == NULL;
+    if (masks_prepare(r, B, T)) return NNC_E_NOMEM;
     const nnc_rnn_kernels *k = rnn_kernels();
 
     /* Transpose to time-major (reversed for go_backwards), applying the input mask; threads
@@ -359,11 +407,16 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
         int nto = nnc_threads_for((double)TB * H * 4, B);
 #pragma omp parallel for num_threads(nto) schedule(static)
         for (int64_t b = 0; b < B; b++)
-            for (int64_t t = 0; t < T; t++)
-                memcpy(y + (b * T + t) * H, r->hs.p + ((t + 1) * B + b) * H,
-                       (size_t)H * sizeof(float));
+            for (int64_t t = 0; t < T; t++) {
+                float *yo = y + (b * T + t) * H;
+                if (r->ov && !r->ov[t * B + b]) memset(yo, 0, (size_t)H * sizeof(float));
+                else memcpy(yo, r->hs.p + ((t + 1) * B + b) * H, (size_t)H * sizeof(float));
+            }
     } else if (y) {
         memcpy(y, hlast, (size_t)(B * H) * sizeof(float));
+        if (r->ov)
+            for (int64_t b = 0; b < B; b++)
+                if (!r->ov[(T - 1) * B + b]) memset(y + b * H, 0, (size_t)H * sizeof(float));
     }
     if (hT) memcpy(hT, hlast, (size_t)(B * H) * sizeof(float));
     if (cT && r->d.cell == NNC_RNN_LSTM)
@@ -417,7 +470,11 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
     const float *dy = dyseq ? dyseq + (r0 * T + t) * H : NULL;
     const int64_t ldy = T * H;
     const int last = t == 0 && r->no_dh0; /* dhn is not needed: skip its product */
+    const uint8_t *m = r->sm ? r->sm + row : NULL;
     int st = 0;
+    if (m && r->d.cell == NNC_RNN_LSTM) /* the gate kernel overwrites dc; masked rows carry it */
+        for (int64_t i = 0; i < nr; i++)
+            if (!m[i]) memcpy(r->dcm.p + (r0 + i) * H, r->dc.p + (r0 + i) * H, (size_t)H * sizeof(float));
     switch (r->d.cell) {
     case NNC_RNN_LSTM:
         k->lstm_bwd(nr, H, act, ract, g_t, r->cs.p + row * H, r->aux.p + row * H, dh, dy, ldy,
@@ -438,7 +495,6 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
             if (!last)
                 st = nnc_sgemm_packed(0, nr, H, GH, 1.0f, dgh_t, GH, r->UTp, 1.0f, dhn, H, NULL,
                                       nth);
-            if (want_db) db_rows(r, k, dgh_t, r0, nr, GH);
         } else {
             float *drh = r->drh.p + r0 * H;
             k->gru2_bwd1(nr, H, act, ract, g_t, hp, dh, dy, ldy, dg_t, dhn);
@@ -450,11 +506,29 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
                                        NULL, nth);
         }
     }
-    if (want_db) db_rows(r, k, dg_t, r0, nr, 0);
+    const int ra = r->d.cell == NNC_RNN_GRU && r->d.reset_after;
+    if (m) /* a masked step did nothing: no gate gradient, dc passes through (dh below) */
+        for (int64_t i = 0; i < nr; i++) {
+            if (m[i]) continue;
+            memset(dg_t + i * GH, 0, (size_t)GH * sizeof(float));
+            if (ra) memset(r->dgh.p + (row - dg_row0 + i) * GH, 0, (size_t)GH * sizeof(float));
+            if (r->d.cell == NNC_RNN_LSTM)
+                memcpy(r->dc.p + (r0 + i) * H, r->dcm.p + (r0 + i) * H, (size_t)H * sizeof(float));
+        }
+    if (want_db) {
+        db_rows(r, k, dg_t, r0, nr, 0);
+        if (ra) db_rows(r, k, r->dgh.p + (row - dg_row0) * GH, r0, nr, GH);
+    }
     if (r->rmask && !last) { /* the cell saw h_{t-1} * mask */
         const float *rm = r->rmask + r0 * H;
         for (int64_t i = 0; i < nr * H; i++) dhn[i] *= rm[i];
     }
+    if (m && !last) /* masked rows: h_t was h_{t-1}, so dL/dh_{t-1} is all of dL/dh_t */
+        for (int64_t i = 0; i < nr; i++) {
+            if (m[i]) continue;
+            const float *dyi = (dy && r->ov[row + i]) ? dy + i * ldy : NULL;
+            for (int64_t j = 0; j < H; j++) dhn[i * H + j] = dh[i * H + j] + (dyi ? dyi[j] : 0.f);
+        }
     return st;
 }
 
@@ -525,7 +599,9 @@ int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float 
     if (dhT) memcpy(dh, dhT, (size_t)(B * H) * sizeof(float));
     else memset(dh, 0, (size_t)(B * H) * sizeof(float));
     if (dy && !r->d.return_sequences)
-        for (int64_t i = 0; i < B * H; i++) dh[i] += dy[i];
+        for (int64_t b = 0; b < B; b++)
+            if (!r->ov || r->ov[(T - 1) * B + b]) /* else the output was 0, not h */
+                for (int64_t j = 0; j < H; j++) dh[b * H + j] += dy[b * H + j];
     if (lstm) {
         if (dcT) memcpy(r->dc.p, dcT, (size_t)(B * H) * sizeof(float));
         else memset(r->dc.p, 0, (size_t)(B * H) * sizeof(float));

@@ -22,6 +22,8 @@ typedef struct {
     float *im[2], *rm[2];
     float *yd[2], *dyd[2], *dxb; /* Bidirectional scratch */
     int64_t cap;
+    const nnc_node *msrc; /* maker of the step mask, or NULL */
+    int zero_out;         /* masked steps output 0, not the previous output */
 } rnn_node_impl;
 
 static uint64_t splitmix64(uint64_t *s) {
@@ -93,7 +95,10 @@ static int rnn_node_forward(nnc_node *self, const float *x, int64_t batch, int t
     if (!st && m->dirty) st = rnn_node_pack(self);
     if (st) return st;
     m->use_masks = training && (m->drop > 0.f || m->rdrop > 0.f);
+    const uint8_t *smask = m->msrc ? m->msrc->smask : NULL;
+    if (m->msrc && !smask) return NNC_E_ARG;
     for (int k = 0; k < m->ndir; k++) {
+        nnc_rnn_set_mask(m->r[k], smask, m->zero_out);
         const float *im = NULL, *rm = NULL;
         if (m->use_masks && m->drop > 0.f) {
             fill_mask(&m->rng, m->im[k], batch * m->I, m->drop);
@@ -258,4 +263,13 @@ nnc_node *nnc_birnn_node_new(const nnc_rnn_desc *fw, const nnc_rnn_desc *bw, int
                              float dropout, float recurrent_dropout, uint64_t seed, float *params,
                              float *grads) {
     return make(fw, bw, T, merge, dropout, recurrent_dropout, seed, params, grads);
+}
+
+int nnc_rnn_node_set_mask_source(nnc_node *node, const nnc_node *src, int zero_output) {
+    if (!node || (node->ops != &rnn_node_ops && node->ops != &birnn_node_ops)) return NNC_E_ARG;
+    rnn_node_impl *m = (rnn_node_impl *)node->impl;
+    if (src && src->mask_steps != m->T) return NNC_E_ARG;
+    m->msrc = src;
+    m->zero_out = zero_output != 0;
+    return 0;
 }

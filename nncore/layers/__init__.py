@@ -1,6 +1,6 @@
 """Keras-named layers."""
 from .base import Input, InputLayer, Layer
-from .core import Activation, Dense
+from .core import Activation, Dense, Masking
 from .conv import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .reshaping import *  # noqa: F401,F403
@@ -11,6 +11,6 @@ from .embedding import *  # noqa: F401,F403
 from . import normalization as _normalization, regularization as _regularization, embedding as _embedding
 from . import conv as _conv, pooling as _pooling, reshaping as _reshaping
 
-__all__ = (["Layer", "Input", "InputLayer", "Dense", "Activation", "LSTM", "GRU", "SimpleRNN", "Bidirectional"]
+__all__ = (["Layer", "Input", "InputLayer", "Dense", "Activation", "Masking", "LSTM", "GRU", "SimpleRNN", "Bidirectional"]
            + _conv.__all__ + _pooling.__all__ + _reshaping.__all__)
 __all__ += _normalization.__all__ + _regularization.__all__ + _embedding.__all__

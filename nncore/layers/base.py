@@ -40,6 +40,10 @@ class Layer:
     # True for layers whose final sigmoid/softmax the model may split off and merge into the
     # loss (make_nodes then gets split_activation=True).
     _splittable = False
+    # Keras's supports_masking: a step mask (Masking, Embedding(mask_zero=True)) passes through
+    # this layer to the recurrent layers after it. Layers that keep it: elementwise ones,
+    # normalisation and recurrent layers that return sequences (see Sequential._make_program).
+    supports_masking = False
 
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None,
                  batch_input_shape=None, batch_size=None, **kwargs):

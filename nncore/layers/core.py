@@ -1,9 +1,11 @@
-"""Dense and Activation."""
+"""Dense, Activation and Masking."""
+import numpy as np
+
 from .. import activations, initializers, regularizers
 from .. import _kernels as K
 from .base import Layer
 
-__all__ = ["Dense", "Activation"]
+__all__ = ["Dense", "Activation", "Masking"]
 
 
 class Dense(Layer):
@@ -66,6 +68,7 @@ class Activation(Layer):
     """Applies an activation function (softmax over the last axis)."""
 
     _splittable = True
+    supports_masking = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -84,3 +87,41 @@ class Activation(Layer):
         return {**super().get_config(), "activation": self.activation}
 
 
+class Masking(Layer):
+    """Keras `Masking(mask_value=0.0)` for sequences (timesteps, features): a step whose
+    features all equal mask_value is skipped by the recurrent layers after it (their state
+    carries over it and it gets no gradient) and comes out of this layer as zeros. The mask
+    passes through elementwise and normalisation layers and through recurrent layers that
+    return sequences, as in Keras."""
+
+    supports_masking = True
+
+    def __init__(self, mask_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        try:
+            v = float(mask_value)
+        except (TypeError, ValueError):
+            raise TypeError(f"Masking: mask_value must be a number, got {mask_value!r}") from None
+        if not np.isfinite(v):
+            raise ValueError(f"Masking: mask_value must be finite, got {mask_value!r}")
+        self.mask_value = v
+
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(
+                f"Masking {self.name!r} expects sequences of shape (timesteps, features), got "
+                f"input shape (None, {', '.join(map(str, input_shape))})")
+
+    def make_nodes(self, input_shape, params, grads):
+        return [K.masking_node(int(input_shape[0]), int(input_shape[1]), self.mask_value)]
+
+    def compute_mask(self, inputs):
+        """The step mask [batch, timesteps] of an input array (True = a real step)."""
+        return np.any(np.asarray(inputs, np.float32) != np.float32(self.mask_value), axis=-1)
+
+    def __call__(self, inputs):
+        x = np.asarray(inputs, np.float32)
+        return x * self.compute_mask(x)[..., None]
+
+    def get_config(self):
+        return {**super().get_config(), "mask_value": self.mask_value}

@@ -17,7 +17,8 @@ class Embedding(Layer):
     "embeddings". Input: (batch, length) integers (floats are truncated toward zero, as Keras's
     cast); output: (batch, length, output_dim). An index outside [0, input_dim) is a ValueError,
     checked before training or prediction starts and again in C (never read out of bounds).
-    embeddings_initializer 'uniform' is Keras's RandomUniform(-0.05, 0.05)."""
+    embeddings_initializer 'uniform' is Keras's RandomUniform(-0.05, 0.05). mask_zero=True:
+    index 0 is padding, and the recurrent layers after it skip those steps (Keras masking)."""
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
@@ -34,16 +35,13 @@ class Embedding(Layer):
         if input_dim > _MAX_INDEX:
             raise ValueError(f"Embedding: input_dim={input_dim} is above 2^24, which float32 inputs "
                              "cannot index exactly")
-        if mask_zero:
-            raise ValueError("Embedding: mask_zero=True is not supported (the engine has no masks); "
-                             "index 0 can still be used as an ordinary padding token")
         if embeddings_constraint is not None:
             raise ValueError("Embedding: embeddings_constraint is not supported yet (pass None)")
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
         self.embeddings_initializer = embeddings_initializer
         self.embeddings_regularizer = embeddings_regularizer
-        self.mask_zero = False
+        self.mask_zero = bool(mask_zero)
 
     def build(self, input_shape):
         if len(input_shape) != 1:
@@ -63,7 +61,8 @@ class Embedding(Layer):
         return tuple(input_shape) + (self.output_dim,)
 
     def make_nodes(self, input_shape, params, grads):
-        return [K.embedding_node(int(input_shape[0]), self.input_dim, self.output_dim, params, grads)]
+        return [K.embedding_node(int(input_shape[0]), self.input_dim, self.output_dim, params, grads,
+                                 self.mask_zero)]
 
     def _check_input(self, x, what="x"):
         """ValueError naming the first bad index (x: the float32 model input)."""
@@ -80,4 +79,4 @@ class Embedding(Layer):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
                 "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
                 "embeddings_regularizer": regularizers.serialize(regularizers.get(self.embeddings_regularizer)),
-                "embeddings_constraint": None, "mask_zero": False}
+                "embeddings_constraint": None, "mask_zero": self.mask_zero}

@@ -43,7 +43,7 @@ class _RNNBase(Layer):
                  bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0, seed=None,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False,
                  unroll=False, reset_after=True, unit_forget_bias=True, use_cudnn="auto",
-                 **kwargs):
+                 zero_output_for_mask=False, **kwargs):
         cls = type(self).__name__
         for k in _UNSUPPORTED_NONE:
             if kwargs.get(k, None) is not None:
@@ -78,6 +78,8 @@ class _RNNBase(Layer):
         self.reset_after = bool(reset_after)
         self.unit_forget_bias = bool(unit_forget_bias)
         self.use_cudnn = use_cudnn
+        # Keras: a masked step outputs the previous output (False) or zeros (True)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
         self._rng = np.random.default_rng(seed)
 
     # ---- shapes and weights -------------------------------------------------------------
@@ -127,6 +129,7 @@ class _RNNBase(Layer):
         return int(self._rng.integers(0, 2**63 - 1))
 
     def make_nodes(self, input_shape, params, grads):
+        """One C node; Sequential wires a step mask into it (rnn_set_mask_source)."""
         if self.return_state:
             raise ValueError(
                 f"{type(self).__name__} {self.name!r}: return_state=True returns several tensors, "
@@ -149,8 +152,9 @@ class _RNNBase(Layer):
                   / (1 - self.recurrent_dropout))
         return im, rm
 
-    def __call__(self, inputs, initial_state=None, training=False):
-        """Runs the layer on an array [batch, timesteps, features] (NumPy in, NumPy out)."""
+    def __call__(self, inputs, initial_state=None, mask=None, training=False):
+        """Runs the layer on an array [batch, timesteps, features] (NumPy in, NumPy out);
+        mask [batch, timesteps] (True = a real step) skips the other steps as Keras does."""
         x = np.asarray(inputs, dtype=np.float32)
         if x.ndim != 3:
             raise ValueError(f"{type(self).__name__} {self.name!r} expects a 3-D input "
@@ -160,7 +164,8 @@ class _RNNBase(Layer):
         im, rm = self._masks(x.shape[0], x.shape[2], training)
         kw = dict(initial_state=initial_state, return_sequences=self.return_sequences,
                   return_state=self.return_state, go_backwards=self.go_backwards,
-                  activation=self.activation, dropout_mask=im, recurrent_dropout_mask=rm)
+                  activation=self.activation, dropout_mask=im, recurrent_dropout_mask=rm,
+                  mask=mask, zero_output_for_mask=self.zero_output_for_mask)
         if self._kind != "simple_rnn":
             kw["recurrent_activation"] = self.recurrent_activation
         if self._kind == "gru":
@@ -176,7 +181,8 @@ class _RNNBase(Layer):
                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
                "seed": self.seed, "return_sequences": self.return_sequences,
                "return_state": self.return_state, "go_backwards": self.go_backwards,
-               "stateful": self.stateful, "unroll": self.unroll}
+               "stateful": self.stateful, "unroll": self.unroll,
+               "zero_output_for_mask": self.zero_output_for_mask}
         if self._kind != "simple_rnn":
             cfg["recurrent_activation"] = self.recurrent_activation
         return cfg
@@ -297,6 +303,9 @@ class Bidirectional(Layer):
         self.merge_mode = merge_mode
         self.return_sequences = layer.return_sequences
         self._initial_weights = weights
+        # as Keras: masked steps of returned sequences are zeros in both directions
+        for sub in (self.forward_layer, self.backward_layer):
+            sub.zero_output_for_mask = sub.return_sequences
 
     # weights live in the two sub-layers; the model arena swaps in views through this property
     @property
@@ -345,14 +354,23 @@ class Bidirectional(Layer):
                              _MERGE[self.merge_mode], f.dropout, f.recurrent_dropout,
                              f._node_seed(), params, grads)]
 
-    def __call__(self, inputs, training=False):
+    def __call__(self, inputs, initial_state=None, mask=None, training=False):
+        """initial_state: the forward layer's states, then the backward layer's (Keras)."""
         x = np.asarray(inputs, dtype=np.float32)
         if x.ndim != 3:
             raise ValueError(f"Bidirectional expects a 3-D input, got shape {x.shape}")
         if not self.built:
             self._build_once(x.shape[1:])
-        yf = self.forward_layer(x, training=training)
-        yb = self.backward_layer(x, training=training)
+        fs = bs = None
+        if initial_state is not None:
+            states = list(initial_state)
+            half = len(states) // 2
+            if len(states) % 2:
+                raise ValueError(f"Bidirectional: initial_state needs the states of both "
+                                 f"directions (an even count), got {len(states)}")
+            fs, bs = states[:half], states[half:]
+        yf = self.forward_layer(x, initial_state=fs, mask=mask, training=training)
+        yb = self.backward_layer(x, initial_state=bs, mask=mask, training=training)
         if self.return_sequences:
             yb = yb[:, ::-1]
         if self.merge_mode == "concat":

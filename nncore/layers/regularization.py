@@ -41,6 +41,8 @@ class Dropout(Layer):
     1/(1 - rate); identity at inference. noise_shape (with the batch dim, None = full size,
     1 = shared) broadcasts one mask along axes, as Keras."""
 
+    supports_masking = True
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = _rate(self, rate)
@@ -132,6 +134,8 @@ class SpatialDropout2D(SpatialDropout1D):
 class GaussianNoise(Layer):
     """Adds N(0, stddev^2) noise during training; identity at inference."""
 
+    supports_masking = True
+
     def __init__(self, stddev, seed=None, **kwargs):
         super().__init__(**kwargs)
         try:
@@ -154,6 +158,8 @@ class GaussianNoise(Layer):
 
 class GaussianDropout(Layer):
     """Multiplies by N(1, rate/(1-rate)) noise during training; identity at inference."""
+
+    supports_masking = True
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -119,6 +119,23 @@ def _mask(m, shape, name):
     return a
 
 
+def _step_mask(m, B, T):
+    """Keras step mask [B, T] (bool or numbers, nonzero = a real step) -> uint8, or None."""
+    if m is None:
+        return None
+    try:
+        a = np.asarray(m)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"mask must be a boolean array of shape {(B, T)}") from e
+    if a.dtype != bool and not np.issubdtype(a.dtype, np.number):
+        raise TypeError(f"mask must be a boolean array of shape {(B, T)}, got dtype {a.dtype}")
+    if a.shape != (B, T):
+        raise ValueError(f"mask must have shape [batch, timesteps] = {(B, T)}, got {a.shape}")
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        raise ValueError("mask contains NaN or infinity")
+    return np.ascontiguousarray(a != 0, dtype=np.uint8)
+
+
 class RNNContext:
     """What a forward keeps for its backward (the C workspace, weights and shapes)."""
 
@@ -165,20 +182,22 @@ class RNNContext:
 
 def _run(kind, x, kernel, recurrent_kernel, bias, initial_state, return_sequences, return_state,
          go_backwards, activation, recurrent_activation, reset_after, return_context,
-         dropout_mask=None, recurrent_dropout_mask=None):
+         dropout_mask=None, recurrent_dropout_mask=None, mask=None, zero_output_for_mask=False):
     x, W, U, b, B, T, I, H = _validate(kind, x, kernel, recurrent_kernel, bias, reset_after)
     act = activation_id(activation, "activation")
     ract = activation_id(recurrent_activation, "recurrent_activation") if kind != "simple_rnn" else 0
     states = _initial_states(kind, initial_state, B, H)
     imask = _mask(dropout_mask, (B, I), "dropout_mask")
     rmask = _mask(recurrent_dropout_mask, (B, H), "recurrent_dropout_mask")
+    smask = _step_mask(mask, B, T)
     core = K.RNNCore(_CELL[kind], I, H, act, ract, b is not None, bool(reset_after),
                      bool(go_backwards), bool(return_sequences))
     core.set_weights(W, U, b)
     y = np.empty((B, T, H) if return_sequences else (B, H), np.float32)
     hT = np.empty((B, H), np.float32) if return_state else None
     cT = np.empty((B, H), np.float32) if (return_state and kind == "lstm") else None
-    core.forward(x, states[0], states[1] if kind == "lstm" else None, imask, rmask, y, hT, cT)
+    core.forward(x, states[0], states[1] if kind == "lstm" else None, imask, rmask, y, hT, cT,
+                 smask, bool(zero_output_for_mask))
     if return_state:
         out = [y, hT, cT] if kind == "lstm" else [y, hT]
     else:
@@ -193,37 +212,43 @@ def _run(kind, x, kernel, recurrent_kernel, bias, initial_state, return_sequence
 def lstm(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, return_sequences=False,
          return_state=False, go_backwards=False, activation="tanh",
          recurrent_activation="sigmoid", return_context=False, dropout_mask=None,
-         recurrent_dropout_mask=None):
+         recurrent_dropout_mask=None, mask=None, zero_output_for_mask=False):
     """LSTM over x [B, T, I] (Keras layouts, gates i, f, c, o).
 
     initial_state: [h0, c0] ([B, H] each, None = zeros). Returns the output ([B, T, H] with
     return_sequences, else [B, H]); with return_state, [output, h, c]; with return_context,
     (that, ctx) where ctx.backward(dy, dstates) gives the gradients. dropout_mask [B, I] and
-    recurrent_dropout_mask [B, H] (already scaled) are applied as Keras 3 applies them."""
+    recurrent_dropout_mask [B, H] (already scaled) are applied as Keras 3 applies them.
+
+    mask [B, T] (Keras masking, True = a real step): a masked step keeps the states as they
+    were and gets no gradient; its output is the previous output (0 before the first real
+    step), or 0 with zero_output_for_mask (what Keras's Bidirectional uses for sequences)."""
     return _run("lstm", x, kernel, recurrent_kernel, bias, initial_state, return_sequences,
                 return_state, go_backwards, activation, recurrent_activation, False,
-                return_context, dropout_mask, recurrent_dropout_mask)
+                return_context, dropout_mask, recurrent_dropout_mask, mask, zero_output_for_mask)
 
 
 def gru(x, kernel, recurrent_kernel, bias=None, initial_state=None, *, return_sequences=False,
         return_state=False, go_backwards=False, activation="tanh", recurrent_activation="sigmoid",
-        reset_after=True, return_context=False, dropout_mask=None, recurrent_dropout_mask=None):
+        reset_after=True, return_context=False, dropout_mask=None, recurrent_dropout_mask=None,
+        mask=None, zero_output_for_mask=False):
     """GRU over x [B, T, I] (Keras layouts, gates z, r, h; h = z*h_prev + (1-z)*h~).
 
     bias is [2, 3H] (input, recurrent) with reset_after=True, else [3H]. initial_state: [h0].
-    Returns like lstm, with [output, h] for return_state."""
+    Returns like lstm, with [output, h] for return_state; mask as for lstm."""
     return _run("gru", x, kernel, recurrent_kernel, bias, initial_state, return_sequences,
                 return_state, go_backwards, activation, recurrent_activation, reset_after,
-                return_context, dropout_mask, recurrent_dropout_mask)
+                return_context, dropout_mask, recurrent_dropout_mask, mask, zero_output_for_mask)
 
 
 def simple_rnn(x, kernel, recurrent_kernel, bias=None, initial_state=None, *,
                return_sequences=False, return_state=False, go_backwards=False, activation="tanh",
-               return_context=False, dropout_mask=None, recurrent_dropout_mask=None):
+               return_context=False, dropout_mask=None, recurrent_dropout_mask=None, mask=None,
+               zero_output_for_mask=False):
     """SimpleRNN over x [B, T, I]: h_t = act(x_t W + h_{t-1} U + b). Returns like gru."""
     return _run("simple_rnn", x, kernel, recurrent_kernel, bias, initial_state, return_sequences,
                 return_state, go_backwards, activation, None, False, return_context,
-                dropout_mask, recurrent_dropout_mask)
+                dropout_mask, recurrent_dropout_mask, mask, zero_output_for_mask)
 
 
 def _backward(kind, ctx, dy, dstates):

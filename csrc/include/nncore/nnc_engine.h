@@ -41,6 +41,11 @@ struct nnc_node {
     float *y;                  /* output, cap x out_size, owned by the node */
     int64_t cap;               /* batch capacity of y and workspaces */
     void *impl;                /* node-specific state */
+    /* Keras step mask made by the last forward (Masking, Embedding with mask_zero): [batch x
+     * mask_steps] bytes, nonzero = a real step; NULL for nodes that make none. Recurrent nodes
+     * downstream read it (nnc_rnn_node_set_mask_source). */
+    uint8_t *smask;
+    int64_t mask_steps;
 };
 
 /* Helpers for node implementations. */

@@ -58,7 +58,12 @@ nnc_node *nnc_normalization_node_new(int64_t size, int64_t channels, int invert,
  * gradient is zeroed and dy rows scatter-added in sample order (deterministic, split over
  * columns); dx (if asked) is zero. */
 nnc_node *nnc_embedding_node_new(int64_t length, int64_t input_dim, int64_t output_dim,
-                                 float *params, float *grads);
+                                 int mask_zero, float *params, float *grads);
+/* mask_zero: index 0 marks a masked step (node->smask, for the recurrent nodes after it). */
+
+/* Keras's Masking over samples of `steps` x `features`: a step whose features all equal
+ * mask_value is masked (node->smask) and comes out as zeros. */
+nnc_node *nnc_masking_node_new(int64_t steps, int64_t features, float mask_value);
 
 /* For tests: run one node outside a model. y [batch x out_size] receives the output; the node
  * reserves capacity as needed (not a hot path). */

@@ -57,6 +57,14 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
 int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float *dcT, float *dx,
                      float *dW, float *dU, float *db, float *dh0, float *dc0);
 
+/* Keras masking for the next forward: mask [B, T] (batch-major, input time order), nonzero = a
+ * real step; NULL = none. A masked step leaves the state (h, c) as it was and gets no gradient.
+ * Its output (return_sequences) is the previous output, which is 0 before the first real step
+ * (Keras's default), or 0 with zero_output (Keras's Bidirectional with return_sequences); the
+ * last output, when only that is returned, follows the same rule at step T-1. The mask must stay
+ * valid until the backward. */
+int nnc_rnn_set_mask(nnc_rnn *r, const uint8_t *mask, int zero_output);
+
 /* Elementwise activation with the RNN kernels' own sigmoid/tanh (tests). */
 int nnc_rnn_activation(int act, float *x, int64_t n);
 /* Steps per time chunk of forward/backward (0 = automatic, from B and G*H); for tests, so that
@@ -72,6 +80,10 @@ nnc_node *nnc_rnn_node_new(const nnc_rnn_desc *d, int64_t T, float dropout,
  * caller), params = fw weights then bw weights. merge: 0 concat, 1 sum, 2 mul, 3 ave. With
  * return_sequences the backward output is reversed back to input order (Keras). */
 enum { NNC_MERGE_CONCAT = 0, NNC_MERGE_SUM, NNC_MERGE_MUL, NNC_MERGE_AVE };
+/* Masked steps for a recurrent node: every forward takes the step mask `src` made earlier in
+ * the same pass (src->mask_steps must equal the node's T; NNC_E_ARG if not); zero_output as
+ * for nnc_rnn_set_mask (Keras's Bidirectional sets it when it returns sequences). */
+int nnc_rnn_node_set_mask_source(nnc_node *node, const nnc_node *src, int zero_output);
 nnc_node *nnc_birnn_node_new(const nnc_rnn_desc *fw, const nnc_rnn_desc *bw, int64_t T, int merge,
                              float dropout, float recurrent_dropout, uint64_t seed, float *params,
                              float *grads);
