@@ -8,7 +8,8 @@ Cases:
   - one step (T=1) at batch 64, 128 units (32 features): forward and forward+backward;
   - the issue's model (stack + Dense(1, sigmoid), Adam, binary cross-entropy): time per epoch on
     5,000 sequences of (30, 8) at batch 32, and the validation accuracy reached by both;
-  - predict latency for one sequence of 30 steps through the stack.
+  - predict latency for one sequence of 30 steps through the stack;
+  - variable-length sequences: Masking before the stack vs torch's pack_padded_sequence.
 
 nncore runs through its engine (Sequential: predict / gradients / fit), i.e. what a user gets.
 fwd+bwd is the weight gradient of one batch (the engine's gradient call without an input
@@ -113,6 +114,38 @@ def stack_cases(b, kind, T, F, B=32):
     b.case(name + " fwd+bwd", ours_fb, numpy=np_fb, torch=tfb)
 
 
+def masked_case(b, kind, T=60, F=8, B=32):
+    """Variable-length sequences (lengths 10..T, zero-padded at the end): nncore's Masking layer
+    before the stack against torch's pack_padded_sequence (which runs each step on the rows
+    still going) and against torch on the padded batch; fwd+bwd as in stack_cases."""
+    rng = np.random.default_rng(4)
+    lens = rng.integers(10, T + 1, B)
+    x = rng.standard_normal((B, T, F)).astype(np.float32)
+    x[np.arange(T)[None, :] >= lens[:, None]] = 0.0
+    t = rng.standard_normal((B, 32)).astype(np.float32)
+    layer = {"lstm": L.LSTM, "gru": L.GRU}[kind]
+    m = nn.Sequential([L.Masking(0.0, input_shape=(T, F)), layer(64, return_sequences=True),
+                       layer(32)])
+    m.compile(optimizer="sgd", loss="mse")
+    X, Y, _ = m._prepare_data(x, t)
+    tfb = None
+    if b.torch is not None:
+        torch = b.torch
+        net = torch_stack(torch, kind, F)
+        pack = torch.nn.utils.rnn.pack_padded_sequence
+        xt, tt, lt = torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(lens)
+
+        def tfb():
+            net.zero_grad(set_to_none=True)
+            y, _ = net.l1(pack(xt, lt, batch_first=True, enforce_sorted=False))
+            _, h = net.l2(y)
+            h = h[0] if kind == "lstm" else h
+            torch.nn.functional.mse_loss(h[0], tt).backward()
+
+    b.case(f"{kind} masked B{B} T{T} F{F} lengths 10..{T} fwd+bwd (torch: packed)",
+           lambda: m._seq.gradients(X, Y, None, None), torch=tfb)
+
+
 def step_cases(b, kind, B=64, H=128, F=32):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((B, 1, F)).astype(np.float32)
@@ -214,6 +247,7 @@ def main():
             for kind in ("lstm", "gru"):
                 for T, F in shapes:
                     stack_cases(b, kind, T, F)
+                masked_case(b, kind)
                 step_cases(b, kind)
                 predict_case(b, kind)
                 epoch_case(b, kind)

@@ -314,10 +314,14 @@ static int optimizer_step(nnc_seq *s, float lr) {
 /* Backward through all nodes from the loss gradient in g[0]; dx of the first node into dx0. */
 static int backward(nnc_seq *s, const float *x0, int64_t rows, float *dx0) {
     int cur = 0, st = 0;
-    for (int i = s->n - 1; i >= 0 && !st; i--) {
+    /* Without an input gradient, nothing before the first node with weights needs one (a
+     * Masking or Dropout layer first must not cost the next layer its dX) */
+    int first_p = 0;
+    while (!dx0 && first_p < s->n - 1 && s->nodes[first_p]->n_params == 0) first_p++;
+    for (int i = s->n - 1; i >= first_p && !st; i--) {
         nnc_node *nd = s->nodes[i];
         const float *x = i ? s->nodes[i - 1]->y : x0;
-        float *dx = i ? s->g[1 - cur] : dx0;
+        float *dx = i > first_p ? s->g[1 - cur] : dx0;
         st = nd->ops->backward(nd, x, s->g[cur], dx, rows);
         cur = 1 - cur;
     }

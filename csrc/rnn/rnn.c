@@ -262,6 +262,12 @@ int nnc_rnn_set_weights(nnc_rnn *r, const float *W, const float *U, const float 
 
 /* ---------------------------------------------------------------- forward */
 
+static int none_real(const uint8_t *m, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (m[i]) return 0;
+    return 1;
+}
+
 /* One step t for rows [r0, r0 + nr). */
 static int fwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0, int64_t nr,
                     int nth) {
@@ -275,7 +281,9 @@ static int fwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
     /* h_{-1} = 0: g_t already holds x W + b, which is all LSTM, SimpleRNN and the first GRU
      * (reset_after=False) product need; the GRU candidate's r * h_{-1} is 0 as well, and GRU
      * reset_after's recurrent projection is its bias. */
-    const int zero = t == 0 && r->h0zero;
+    /* ... and when every row of the step is masked, the kernel's results are replaced by the
+     * carried state below, so the recurrent products are skipped too (padding is cheap) */
+    const int zero = (t == 0 && r->h0zero) || (r->sm && none_real(r->sm + row, nr));
     if (r->rmask) {
         float *m = r->hm.p + row * H;
         const float *rm = r->rmask + r0 * H;
@@ -475,7 +483,10 @@ static int bwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
     if (m && r->d.cell == NNC_RNN_LSTM) /* the gate kernel overwrites dc; masked rows carry it */
         for (int64_t i = 0; i < nr; i++)
             if (!m[i]) memcpy(r->dcm.p + (r0 + i) * H, r->dc.p + (r0 + i) * H, (size_t)H * sizeof(float));
-    switch (r->d.cell) {
+    /* every row masked: nothing to compute, the fix-ups below write all of it */
+    switch (m && none_real(m, nr) ? -1 : r->d.cell) {
+    case -1:
+        break;
     case NNC_RNN_LSTM:
         k->lstm_bwd(nr, H, act, ract, g_t, r->cs.p + row * H, r->aux.p + row * H, dh, dy, ldy,
                     r->dc.p + r0 * H, dg_t);
