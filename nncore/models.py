@@ -49,6 +49,7 @@ class Sequential:
         self.name = name or "sequential"
         self.layers = []
         self._input_shape = None
+        self._batch_size = None  # fixed batch size (nn.Input(batch_shape=...)); stateful RNNs need it
         self._seq = None
         self._compiled = False
         self._lock = threading.Lock()
@@ -65,6 +66,7 @@ class Sequential:
             if self.layers:
                 raise ValueError("Input must come first in a Sequential model")
             self._input_shape = layer.shape
+            self._batch_size = layer.batch_size
             return
         if isinstance(layer, Sequential):
             for sub in layer.layers:
@@ -76,6 +78,8 @@ class Sequential:
             raise ValueError(f"layer {layer.name!r} is already in this model")
         if not self.layers and self._input_shape is None and layer._input_shape_arg is not None:
             self._input_shape = layer._input_shape_arg
+        if not self.layers and self._batch_size is None:
+            self._batch_size = layer._batch_size_arg
         self.layers.append(layer)
         self._invalidate()
 
@@ -161,6 +165,14 @@ class Sequential:
                 split, out_act = True, layer.activation
             ns = layer.make_nodes(shape, p, g, split_activation=True) if split else layer.make_nodes(shape, p, g)
             mask = self._wire_mask(layer, ns, mask)
+            if getattr(layer, "stateful", False):
+                if self._batch_size is None:
+                    raise ValueError(
+                        f"layer {layer.name!r} is stateful, which needs a fixed batch size: start "
+                        f"the model with nn.Input(batch_shape=(batch, timesteps, features)) or "
+                        f"give the first layer batch_input_shape=(batch, timesteps, features)")
+                K.rnn_set_stateful(ns[0], self._batch_size)
+                layer._state_ref = (self, len(nodes))
             nodes.extend(ns)
             shape = layer.output_shape
         if mask is not None:
@@ -196,6 +208,30 @@ class Sequential:
                           UserWarning, stacklevel=4)
             return None
         return mask
+
+    def _stateful(self):
+        return [l for l in self.layers if getattr(l, "stateful", False)]
+
+    def reset_states(self):
+        """Zero the kept states of every stateful recurrent layer (Keras)."""
+        for layer in self._stateful():
+            layer.reset_states()
+
+    reset_state = reset_states
+
+    def _batch_for(self, n, batch_size, what):
+        """The batch size to run n samples with (ValueError before anything runs if a stateful
+        layer cannot take them: Keras's rule, a fixed batch that divides the samples)."""
+        if not self._stateful():
+            return 32 if batch_size is None else batch_size
+        B = self._batch_size
+        if batch_size is not None and batch_size != B:
+            raise ValueError(f"{what}: the model has stateful layers built for batches of {B}; "
+                             f"got batch_size={batch_size}")
+        if n % B:
+            raise ValueError(f"{what}: the model has stateful layers built for batches of {B}, "
+                             f"so the number of samples must be a multiple of {B}; got {n}")
+        return B
 
     def _require_built(self):
         if self._seq is None:
@@ -398,8 +434,9 @@ class Sequential:
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1):
         self._require_compiled("fit")
-        batch_size = 32 if batch_size is None else batch_size
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        stateful_bs = batch_size
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+                batch_size, (int, np.integer)) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
@@ -423,6 +460,10 @@ class Sequential:
                 raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight)")
             val = self._prepare_data(validation_data[0], validation_data[1],
                                      validation_data[2] if len(validation_data) == 3 else None, what="validation ")
+        batch_size = self._batch_for(n, stateful_bs, "fit")
+        if val is not None:
+            self._batch_for(val[0].shape[0], validation_batch_size or stateful_bs,
+                            "fit (validation data)")
 
         steps = math.ceil(n / batch_size)
         if steps_per_epoch is not None:
@@ -496,7 +537,8 @@ class Sequential:
                  steps=None, callbacks=None, return_dict=False):
         self._require_compiled("evaluate")
         X, Y, SW = self._prepare_data(x, y, sample_weight)
-        logs = self._evaluate_arrays(X, Y, SW, 32 if batch_size is None else int(batch_size))
+        logs = self._evaluate_arrays(X, Y, SW, self._batch_for(
+            X.shape[0], None if batch_size is None else int(batch_size), "evaluate"))
         if return_dict:
             return logs
         vals = list(logs.values())
@@ -511,9 +553,10 @@ class Sequential:
         else:
             X = self._prepare_x(x)
             seq = self._seq
+        batch_size = self._batch_for(X.shape[0], batch_size, "predict")
         out = np.empty((X.shape[0], seq.out_size), dtype=np.float32)
         with self._lock:
-            seq.predict(X, 32 if batch_size is None else batch_size, out)
+            seq.predict(X, batch_size, out)
         if len(self._out_shape) != 1:
             out = out.reshape((X.shape[0],) + self._out_shape)
         return out
@@ -529,6 +572,9 @@ class Sequential:
         self._require_compiled("train_on_batch")
         X, Y, SW = self._prepare_data(x, y, sample_weight, class_weight)
         n = X.shape[0]
+        if self._stateful() and n != self._batch_size:
+            raise ValueError(f"train_on_batch: the model has stateful layers built for batches of "
+                             f"{self._batch_size}; got {n} samples")
         metrics = self._new_metrics()
         preds = np.empty((n, self._seq.out_size), np.float32) if metrics else None
         bl = np.empty(1, dtype=np.float64)
@@ -606,6 +652,7 @@ class Sequential:
     def get_config(self):
         return {"name": self.name,
                 "input_shape": None if self._input_shape is None else list(self._input_shape),
+                "batch_size": self._batch_size,
                 "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers]}
 
     @classmethod
@@ -618,6 +665,9 @@ class Sequential:
         model = cls(name=config.get("name"))
         if config.get("input_shape") is not None:
             model._input_shape = tuple(int(s) for s in config["input_shape"])
+        if config.get("batch_size") is not None:
+            from .layers.base import _batch_size
+            model._batch_size = _batch_size(config["batch_size"])
         for entry in config["layers"]:
             layer_cls = classes.get(entry.get("class_name") if isinstance(entry, dict) else None)
             if layer_cls is None:

@@ -245,6 +245,9 @@ def _rnn_acts(names):
 
 
 def _rnn_keras(g, layer, x, weights):
+    if layer.stateful:  # an ONNX graph keeps no state between runs
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): stateful=True cannot be "
+                         f"exported to ONNX")
     """One Keras RNN layer (LSTM/GRU/SimpleRNN) on x (batch, T, I) -> Keras's output (a
     sequence in processing order when go_backwards, as Keras returns it, or the last state)."""
     H = layer.units

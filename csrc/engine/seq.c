@@ -111,6 +111,7 @@ int nnc_seq_set_param_ranges(nnc_seq *s, int n_ranges, const int64_t *offsets,
 
 int64_t nnc_seq_out_size(const nnc_seq *s) { return s->out_size; }
 int64_t nnc_seq_num_params(const nnc_seq *s) { return s->np; }
+nnc_node *nnc_seq_node(nnc_seq *s, int i) { return (i >= 0 && i < s->n) ? s->nodes[i] : NULL; }
 void nnc_seq_set_step(nnc_seq *s, int64_t t) { s->t = t; }
 int64_t nnc_seq_get_step(const nnc_seq *s) { return s->t; }
 

@@ -24,6 +24,9 @@ typedef struct {
     int64_t cap;
     const nnc_node *msrc; /* maker of the step mask, or NULL */
     int zero_out;         /* masked steps output 0, not the previous output */
+    int64_t sB;           /* stateful: the fixed batch, else 0 */
+    float *sh[2], *sc[2]; /* stateful: the states the last forward ended with */
+    int szero;            /* stateful: the states are zeros (start, reset) */
 } rnn_node_impl;
 
 static uint64_t splitmix64(uint64_t *s) {
@@ -109,9 +112,20 @@ static int rnn_node_forward(nnc_node *self, const float *x, int64_t batch, int t
             rm = m->rm[k];
         }
         float *y = m->ndir == 1 ? self->y : m->yd[k];
-        st = nnc_rnn_forward(m->r[k], x, batch, m->T, NULL, NULL, im, rm, y, NULL, NULL);
+        float *h0 = NULL, *c0 = NULL, *hT = NULL, *cT = NULL;
+        if (m->sB) { /* nnc_rnn_forward reads h0/c0 before it writes hT/cT: one buffer serves */
+            if (batch != m->sB) return NNC_E_ARG;
+            hT = m->sh[k];
+            cT = m->sc[k];
+            if (!m->szero) {
+                h0 = hT;
+                c0 = cT;
+            }
+        }
+        st = nnc_rnn_forward(m->r[k], x, batch, m->T, h0, c0, im, rm, y, hT, cT);
         if (st) return st;
     }
+    if (m->sB) m->szero = 0;
     if (m->ndir == 1) return 0;
 
     /* Merge. The backward direction's sequence is in processing order: reverse it back. */
@@ -195,6 +209,8 @@ static void rnn_node_destroy(nnc_node *self) {
             nnc_free(m->rm[k]);
             nnc_free(m->yd[k]);
             nnc_free(m->dyd[k]);
+            nnc_free(m->sh[k]);
+            nnc_free(m->sc[k]);
             m->r[k] = NULL;
         }
         nnc_free(m->dxb);
@@ -265,11 +281,51 @@ nnc_node *nnc_birnn_node_new(const nnc_rnn_desc *fw, const nnc_rnn_desc *bw, int
     return make(fw, bw, T, merge, dropout, recurrent_dropout, seed, params, grads);
 }
 
+static rnn_node_impl *rnn_impl(const nnc_node *node) {
+    if (!node || (node->ops != &rnn_node_ops && node->ops != &birnn_node_ops)) return NULL;
+    return (rnn_node_impl *)node->impl;
+}
+
 int nnc_rnn_node_set_mask_source(nnc_node *node, const nnc_node *src, int zero_output) {
-    if (!node || (node->ops != &rnn_node_ops && node->ops != &birnn_node_ops)) return NNC_E_ARG;
-    rnn_node_impl *m = (rnn_node_impl *)node->impl;
+    rnn_node_impl *m = rnn_impl(node);
+    if (!m) return NNC_E_ARG;
     if (src && src->mask_steps != m->T) return NNC_E_ARG;
     m->msrc = src;
     m->zero_out = zero_output != 0;
+    return 0;
+}
+
+int nnc_rnn_node_set_stateful(nnc_node *node, int64_t batch) {
+    rnn_node_impl *m = rnn_impl(node);
+    if (!m || batch < 1 || m->sB) return NNC_E_ARG;
+    const int lstm = m->d[0].cell == NNC_RNN_LSTM;
+    for (int k = 0; k < m->ndir; k++) {
+        if (grow(&m->sh[k], batch * m->H) || (lstm && grow(&m->sc[k], batch * m->H)))
+            return NNC_E_NOMEM;
+    }
+    m->sB = batch;
+    m->szero = 1;
+    return 0;
+}
+
+int nnc_rnn_node_reset_state(nnc_node *node) {
+    rnn_node_impl *m = rnn_impl(node);
+    if (!m || !m->sB) return NNC_E_ARG;
+    m->szero = 1;
+    return 0;
+}
+
+int nnc_rnn_node_get_state(const nnc_node *node, int dir, float *h, float *c) {
+    const rnn_node_impl *m = rnn_impl(node);
+    if (!m || !m->sB || dir < 0 || dir >= m->ndir) return NNC_E_ARG;
+    const size_t n = (size_t)(m->sB * m->H);
+    if (h) {
+        if (m->szero) memset(h, 0, n * sizeof(float));
+        else memcpy(h, m->sh[dir], n * sizeof(float));
+    }
+    if (c && m->sc[dir]) {
+        if (m->szero) memset(c, 0, n * sizeof(float));
+        else memcpy(c, m->sc[dir], n * sizeof(float));
+    }
     return 0;
 }

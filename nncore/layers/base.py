@@ -22,6 +22,14 @@ def _default_name(cls_name):
     return snake if n == 0 else f"{snake}_{n}"
 
 
+def _batch_size(b):
+    if b is None:
+        return None
+    if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
+        raise ValueError(f"batch size must be a positive int or None, got {b!r}")
+    return int(b)
+
+
 def _shape_tuple(shape, what):
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
@@ -58,6 +66,9 @@ class Layer:
         self._weights = []     # arrays; views into the model arena once the model is built
         if batch_input_shape is not None:
             input_shape = tuple(batch_input_shape)[1:]
+            batch_size = batch_size if batch_size is not None else tuple(batch_input_shape)[0]
+        # a fixed batch size (Keras: needed by stateful recurrent layers), or None
+        self._batch_size_arg = _batch_size(batch_size)
         if input_dim is not None and input_shape is None:
             input_shape = (int(input_dim),)
         self._input_shape_arg = _shape_tuple(input_shape, "input_shape") if input_shape is not None else None
@@ -136,7 +147,7 @@ class Layer:
     def get_config(self):
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
         if self._input_shape_arg is not None:
-            cfg["batch_input_shape"] = (None,) + tuple(self._input_shape_arg)
+            cfg["batch_input_shape"] = (self._batch_size_arg,) + tuple(self._input_shape_arg)
         return cfg
 
     @classmethod
@@ -153,6 +164,8 @@ class InputSpec:
     def __init__(self, shape=None, batch_size=None, name=None, dtype=None, batch_shape=None):
         if batch_shape is not None:
             shape = tuple(batch_shape)[1:]
+            batch_size = batch_size if batch_size is not None else tuple(batch_shape)[0]
+        self.batch_size = _batch_size(batch_size)
         if shape is None:
             raise ValueError("Input needs a shape, e.g. nn.Input(shape=(30,))")
         self.shape = _shape_tuple(shape, "Input shape")

@@ -58,8 +58,6 @@ class _RNNBase(Layer):
         for name, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not (0.0 <= float(v) < 1.0):
                 raise ValueError(f"{cls}: {name} must be in [0, 1), got {v!r}")
-        if stateful:
-            raise ValueError(f"{cls}: stateful=True is not supported")
         self.units = int(units)
         self.activation = _rnn_act(activation, "activation", cls)
         self.recurrent_activation = _rnn_act(recurrent_activation, "recurrent_activation", cls)
@@ -73,7 +71,12 @@ class _RNNBase(Layer):
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
-        self.stateful = False
+        # Keras stateful: each batch starts from the states the previous one ended with (sample i
+        # continues sample i); needs a fixed batch size. In a model the C node keeps the states;
+        # called directly, the layer keeps them in _eager_states.
+        self.stateful = bool(stateful)
+        self._state_ref = None     # (model, node index) once a model runs this layer
+        self._eager_states = None
         self.unroll = bool(unroll)  # accepted; the C loop is already as fast as unrolling
         self.reset_after = bool(reset_after)
         self.unit_forget_bias = bool(unit_forget_bias)
@@ -152,6 +155,35 @@ class _RNNBase(Layer):
                   / (1 - self.recurrent_dropout))
         return im, rm
 
+    # ---- stateful ---------------------------------------------------------------------------
+    def _n_states(self):
+        return 2 if self._kind == "lstm" else 1
+
+    @property
+    def states(self):
+        """Stateful layers: copies of the kept states ([h, c] for LSTM, [h] otherwise), zeros
+        after a reset; None for other layers (Keras)."""
+        if not self.stateful:
+            return None
+        ref = self._state_ref
+        if ref is not None and ref[0]._seq is not None:
+            model, i = ref
+            h, c = K.rnn_get_state(model._seq, i, 0, model._batch_size, self.units,
+                                   self._kind == "lstm")
+            return [h, c] if c is not None else [h]
+        return [np.array(s) for s in self._eager_states] if self._eager_states else None
+
+    def reset_states(self):
+        """Zero the kept states (Keras's reset_states / reset_state)."""
+        if not self.stateful:
+            raise AttributeError(f"{type(self).__name__} {self.name!r}: layer must be stateful")
+        self._eager_states = None
+        ref = self._state_ref
+        if ref is not None and ref[0]._seq is not None:
+            K.rnn_reset_state(ref[0]._seq, ref[1])
+
+    reset_state = reset_states
+
     def __call__(self, inputs, initial_state=None, mask=None, training=False):
         """Runs the layer on an array [batch, timesteps, features] (NumPy in, NumPy out);
         mask [batch, timesteps] (True = a real step) skips the other steps as Keras does."""
@@ -162,15 +194,26 @@ class _RNNBase(Layer):
         if not self.built:
             self._build_once(x.shape[1:])
         im, rm = self._masks(x.shape[0], x.shape[2], training)
+        stateful = self.stateful and initial_state is None
+        if stateful and self._eager_states is not None:
+            if self._eager_states[0].shape[0] != x.shape[0]:
+                raise ValueError(f"{type(self).__name__} {self.name!r} is stateful with a batch of "
+                                 f"{self._eager_states[0].shape[0]}; got a batch of {x.shape[0]} "
+                                 f"(call reset_states() to start over)")
+            initial_state = self._eager_states
         kw = dict(initial_state=initial_state, return_sequences=self.return_sequences,
-                  return_state=self.return_state, go_backwards=self.go_backwards,
+                  return_state=self.return_state or stateful, go_backwards=self.go_backwards,
                   activation=self.activation, dropout_mask=im, recurrent_dropout_mask=rm,
                   mask=mask, zero_output_for_mask=self.zero_output_for_mask)
         if self._kind != "simple_rnn":
             kw["recurrent_activation"] = self.recurrent_activation
         if self._kind == "gru":
             kw["reset_after"] = self.reset_after
-        return getattr(rops, self._kind)(x, self.kernel, self.recurrent_kernel, self.bias, **kw)
+        out = getattr(rops, self._kind)(x, self.kernel, self.recurrent_kernel, self.bias, **kw)
+        if not stateful:
+            return out
+        self._eager_states = out[1:]
+        return out if self.return_state else out[0]
 
     def get_config(self):
         cfg = {**super().get_config(), "units": self.units, "activation": self.activation,
@@ -297,15 +340,44 @@ class Bidirectional(Layer):
         self.forward_layer = type(layer)(**cfg_f)
         self.backward_layer = backward_layer
         for k in ("activation", "recurrent_activation", "use_bias", "reset_after", "dropout",
-                  "recurrent_dropout"):
+                  "recurrent_dropout", "stateful"):
             if getattr(backward_layer, k) != getattr(self.forward_layer, k):
                 raise ValueError(f"Bidirectional: backward_layer {k} differs from the layer's")
         self.merge_mode = merge_mode
         self.return_sequences = layer.return_sequences
+        self.stateful = layer.stateful
+        self._state_ref = None
         self._initial_weights = weights
         # as Keras: masked steps of returned sequences are zeros in both directions
         for sub in (self.forward_layer, self.backward_layer):
             sub.zero_output_for_mask = sub.return_sequences
+
+    @property
+    def states(self):
+        """Stateful: the forward layer's states, then the backward layer's (Keras)."""
+        if not self.stateful:
+            return None
+        ref = self._state_ref
+        if ref is not None and ref[0]._seq is not None:
+            f = self.forward_layer
+            out = []
+            for d in (0, 1):
+                h, c = K.rnn_get_state(ref[0]._seq, ref[1], d, ref[0]._batch_size, f.units,
+                                       f._kind == "lstm")
+                out += [h, c] if c is not None else [h]
+            return out
+        fs, bs = self.forward_layer.states, self.backward_layer.states
+        return fs + bs if fs and bs else None
+
+    def reset_states(self):
+        if not self.stateful:
+            raise AttributeError(f"Bidirectional {self.name!r}: layer must be stateful")
+        for sub in (self.forward_layer, self.backward_layer):
+            sub._eager_states = None
+        if self._state_ref is not None and self._state_ref[0]._seq is not None:
+            K.rnn_reset_state(self._state_ref[0]._seq, self._state_ref[1])
+
+    reset_state = reset_states
 
     # weights live in the two sub-layers; the model arena swaps in views through this property
     @property

@@ -71,6 +71,8 @@ void nnc_seq_free(nnc_seq *s);
 int64_t nnc_seq_out_size(const nnc_seq *s);
 /* Size of the parameter arena given to nnc_seq_compile (0 before). */
 int64_t nnc_seq_num_params(const nnc_seq *s);
+/* Node i of the chain (still owned by the model), NULL if out of range. */
+nnc_node *nnc_seq_node(nnc_seq *s, int i);
 
 /* Optimizer kinds; slots are caller-owned arrays of n_params floats (NULL where unused). */
 enum { NNC_OPT_SGD = 0, NNC_OPT_ADAM, NNC_OPT_RMSPROP };

@@ -84,6 +84,14 @@ enum { NNC_MERGE_CONCAT = 0, NNC_MERGE_SUM, NNC_MERGE_MUL, NNC_MERGE_AVE };
  * the same pass (src->mask_steps must equal the node's T; NNC_E_ARG if not); zero_output as
  * for nnc_rnn_set_mask (Keras's Bidirectional sets it when it returns sequences). */
 int nnc_rnn_node_set_mask_source(nnc_node *node, const nnc_node *src, int zero_output);
+/* Keras's stateful=True: every forward must have `batch` samples (else NNC_E_ARG), starts from
+ * the states the last forward ended with (zeros at first and after a reset) and keeps its final
+ * states for the next one; no gradient flows into earlier batches. */
+int nnc_rnn_node_set_stateful(nnc_node *node, int64_t batch);
+int nnc_rnn_node_reset_state(nnc_node *node);
+/* The kept states of direction dir (0, or 1 = Bidirectional's backward layer): h [batch x H]
+ * and, for LSTM, c (may be NULL). NNC_E_ARG if the node is not stateful. */
+int nnc_rnn_node_get_state(const nnc_node *node, int dir, float *h, float *c);
 nnc_node *nnc_birnn_node_new(const nnc_rnn_desc *fw, const nnc_rnn_desc *bw, int64_t T, int merge,
                              float dropout, float recurrent_dropout, uint64_t seed, float *params,
                              float *grads);
