@@ -219,7 +219,17 @@ def test_layer_config_and_bad_arguments():
     with pytest.raises(ValueError, match="activation"):
         L.LSTM(3, activation="softmax")
     with pytest.raises(ValueError, match="merge_mode"):
-        L.Bidirectional(L.LSTM(3), merge_mode=None)
+        L.Bidirectional(L.LSTM(3), merge_mode="max")
+    with pytest.raises(ValueError, match="merge_mode=None returns two tensors"):
+        nn.Sequential([L.Bidirectional(L.LSTM(3), merge_mode=None, input_shape=(4, 2))]).build()
+    # called directly, merge_mode=None gives both directions (backward re-aligned to input order)
+    bn = L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode=None)
+    x = np.random.default_rng(0).standard_normal((2, 4, 2)).astype(np.float32)
+    yf, yb = bn(x)
+    ws = bn.get_weights()
+    np.testing.assert_allclose(yf, nn.ops.gru(x, *ws[:3], return_sequences=True), rtol=1e-6)
+    np.testing.assert_allclose(yb, nn.ops.gru(x, *ws[3:], return_sequences=True,
+                                              go_backwards=True)[:, ::-1], rtol=1e-6)
     with pytest.raises(TypeError):
         L.SimpleRNN(3, recurrent_activation="sigmoid")
     with pytest.raises(ValueError, match="timesteps, features"):

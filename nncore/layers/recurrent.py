@@ -314,9 +314,9 @@ class Bidirectional(Layer):
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
         if not isinstance(layer, _RNNBase):
             raise ValueError(f"Bidirectional wraps an LSTM, GRU or SimpleRNN layer, got {layer!r}")
-        if merge_mode not in _MERGE:
-            raise ValueError(f"Bidirectional: merge_mode must be one of {sorted(_MERGE)} "
-                             f"(None would return two tensors), got {merge_mode!r}")
+        if merge_mode is not None and merge_mode not in _MERGE:
+            raise ValueError(f"Bidirectional: merge_mode must be one of {sorted(_MERGE)} or None "
+                             f"(the two outputs unmerged), got {merge_mode!r}")
         if layer.return_state:
             raise ValueError("Bidirectional: return_state=True is not supported")
         self.forward_layer = None
@@ -418,6 +418,10 @@ class Bidirectional(Layer):
         return out
 
     def make_nodes(self, input_shape, params, grads):
+        if self.merge_mode is None:
+            raise ValueError(f"Bidirectional {self.name!r}: merge_mode=None returns two tensors, "
+                             f"which a Sequential cannot pass on; call the layer directly "
+                             f"(y_forward, y_backward = layer(x)) or pick a merge mode")
         f = self.forward_layer
         T, I = f._check_input_shape(input_shape)
         act, ract = f._ids()
@@ -445,6 +449,8 @@ class Bidirectional(Layer):
         yb = self.backward_layer(x, initial_state=bs, mask=mask, training=training)
         if self.return_sequences:
             yb = yb[:, ::-1]
+        if self.merge_mode is None:
+            return [yf, yb]
         if self.merge_mode == "concat":
             return np.concatenate([yf, yb], axis=-1)
         if self.merge_mode == "sum":
