@@ -174,12 +174,16 @@ def test_keras2_batch_input_shape_eager_and_files(rng, tmp_path):
                                atol=1e-6)
     with pytest.raises(ValueError, match="stateful with a batch of 4"):
         eager(x[:3])
-    # files keep stateful and the batch size; ONNX refuses (a graph keeps no state)
+    # model files keep stateful and the batch size
     model.compile(optimizer="adam", loss="mse")
     model.save(tmp_path / "s.nnc")
     back = nn.models.load_model(tmp_path / "s.nnc")
     assert back.layers[0].stateful and back._batch_size == B
     np.testing.assert_allclose(back.predict(x, verbose=0), p, rtol=1e-6, atol=1e-7)
+
+
+def test_onnx_refuses_stateful():
     pytest.importorskip("onnx", reason="onnx not installed")
+    model = nn.Sequential([L.GRU(4, stateful=True, batch_input_shape=(B, T, F)), L.Dense(1)])
     with pytest.raises(ValueError, match="stateful=True cannot be exported"):
         nn.onnx.to_onnx(model)
