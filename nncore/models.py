@@ -193,6 +193,7 @@ class Sequential:
         recurrent layers read it (their C node takes it from the maker's node on every forward)
         and pass it on when they return sequences; elementwise layers pass it on; any other
         layer drops it, with a warning, as in Keras. Returns the mask flowing after `layer`."""
+        from .layers.core import Masking
         from .layers.recurrent import Bidirectional, _RNNBase
         if isinstance(layer, (_RNNBase, Bidirectional)):
             if mask is not None:
@@ -200,7 +201,7 @@ class Sequential:
                     layer.return_sequences if isinstance(layer, Bidirectional)
                     else layer.zero_output_for_mask))
             return mask if (mask is not None and layer.return_sequences) else None
-        if getattr(layer, "mask_zero", False) or type(layer).__name__ == "Masking":
+        if isinstance(layer, Masking) or getattr(layer, "mask_zero", False):
             return (nodes[-1], layer)
         if mask is not None and not layer.supports_masking:
             warnings.warn(f"layer {layer.name!r} ({type(layer).__name__}) does not support "
@@ -434,7 +435,7 @@ class Sequential:
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1):
         self._require_compiled("fit")
-        stateful_bs = batch_size
+        asked_bs = batch_size
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
                 batch_size, (int, np.integer)) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -460,9 +461,9 @@ class Sequential:
                 raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight)")
             val = self._prepare_data(validation_data[0], validation_data[1],
                                      validation_data[2] if len(validation_data) == 3 else None, what="validation ")
-        batch_size = self._batch_for(n, stateful_bs, "fit")
+        batch_size = self._batch_for(n, asked_bs, "fit")
         if val is not None:
-            self._batch_for(val[0].shape[0], validation_batch_size or stateful_bs,
+            self._batch_for(val[0].shape[0], validation_batch_size or asked_bs,
                             "fit (validation data)")
 
         steps = math.ceil(n / batch_size)

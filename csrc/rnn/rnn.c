@@ -28,6 +28,10 @@
  * is threaded instead (the GEMM splits N or M deterministically), and so are the merged GEMMs.
  * db: per-step row sums into partial sums per batch chunk, added in chunk order.
  *
+ * Keras masking (nnc_rnn_set_mask): the kernels run on every row; afterwards a masked row gets
+ * its previous h (and c) back, and in the backward a zero gate gradient, its dc carried and
+ * dL/dh_{t-1} = dL/dh_t. A step whose rows are all masked skips its products.
+ *
  * Buffers grow only (nnc_rnn_reserve); nothing is allocated per step. */
 #include "common/internal.h"
 #include "rnn/rnn_internal.h"

@@ -4,6 +4,7 @@
     y, h, c = nn.ops.lstm(x, W, U, b, return_sequences=True, return_state=True)
     (y, ctx) = nn.ops.lstm(x, W, U, b, return_context=True)
     dx, dW, dU, db, (dh0, dc0) = nn.ops.lstm_backward(ctx, dy)          # or ctx.backward(dy)
+    y = nn.ops.gru(x, W, U, b, mask=lengths_mask)                       # Keras masking, [B, T]
 
 Layouts (Keras): kernel [I, G*H], recurrent_kernel [H, G*H]; LSTM gates i, f, c, o (G = 4),
 bias [4H]; GRU gates z, r, h (G = 3), bias [2, 3H] (input bias, recurrent bias) when
