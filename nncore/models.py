@@ -573,9 +573,7 @@ class Sequential:
         self._require_compiled("train_on_batch")
         X, Y, SW = self._prepare_data(x, y, sample_weight, class_weight)
         n = X.shape[0]
-        if self._stateful() and n != self._batch_size:
-            raise ValueError(f"train_on_batch: the model has stateful layers built for batches of "
-                             f"{self._batch_size}; got {n} samples")
+        self._batch_for(n, n, "train_on_batch")  # one batch of n samples
         metrics = self._new_metrics()
         preds = np.empty((n, self._seq.out_size), np.float32) if metrics else None
         bl = np.empty(1, dtype=np.float64)

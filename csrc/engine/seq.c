@@ -15,6 +15,7 @@ struct nnc_seq {
     int n;
     int64_t in_size, out_size, max_size;
     int out_act;
+    int first_p;    /* first node with weights: without an input gradient, backward stops there */
     int64_t cap;
     float *xbuf;    /* gathered inputs, cap x in_size */
     float *g[2];    /* gradient ping-pong, cap x max_size */
@@ -52,6 +53,8 @@ nnc_seq *nnc_seq_new(nnc_node **nodes, int n_nodes, int64_t in_size, int out_act
         s->max_size = NNC_MAX(s->max_size, NNC_MAX(nodes[i]->in_size, nodes[i]->out_size));
     }
     s->out_size = n_nodes ? nodes[n_nodes - 1]->out_size : in_size;
+    /* a Masking or Dropout layer first must not cost the next layer its dX */
+    while (s->first_p < n_nodes - 1 && nodes[s->first_p]->n_params == 0) s->first_p++;
     s->out_act = out_act;
     return s;
 }
@@ -315,10 +318,7 @@ static int optimizer_step(nnc_seq *s, float lr) {
 /* Backward through all nodes from the loss gradient in g[0]; dx of the first node into dx0. */
 static int backward(nnc_seq *s, const float *x0, int64_t rows, float *dx0) {
     int cur = 0, st = 0;
-    /* Without an input gradient, nothing before the first node with weights needs one (a
-     * Masking or Dropout layer first must not cost the next layer its dX) */
-    int first_p = 0;
-    while (!dx0 && first_p < s->n - 1 && s->nodes[first_p]->n_params == 0) first_p++;
+    const int first_p = dx0 ? 0 : s->first_p; /* nothing before it needs an input gradient */
     for (int i = s->n - 1; i >= first_p && !st; i--) {
         nnc_node *nd = s->nodes[i];
         const float *x = i ? s->nodes[i - 1]->y : x0;

@@ -28,6 +28,25 @@ def _rnn_act(name, what, cls):
 
 
 
+def _node_states(ref, cell, ndir):
+    """Copies of the states kept by the stateful C node that runs a layer (its directions in
+    order, [h, c] each for LSTM), or None while no built model runs it."""
+    if ref is None or ref[0]._seq is None:
+        return None
+    model, i = ref
+    out = []
+    for d in range(ndir):
+        h, c = K.rnn_get_state(model._seq, i, d, model._batch_size, cell.units,
+                               cell._kind == "lstm")
+        out += [h] if c is None else [h, c]
+    return out
+
+
+def _reset_node(ref):
+    if ref is not None and ref[0]._seq is not None:
+        K.rnn_reset_state(ref[0]._seq, ref[1])
+
+
 def _reject(cls, kwargs, names):
     bad = sorted(k for k in names if k in kwargs)
     if bad:
@@ -165,12 +184,9 @@ class _RNNBase(Layer):
         after a reset; None for other layers (Keras)."""
         if not self.stateful:
             return None
-        ref = self._state_ref
-        if ref is not None and ref[0]._seq is not None:
-            model, i = ref
-            h, c = K.rnn_get_state(model._seq, i, 0, model._batch_size, self.units,
-                                   self._kind == "lstm")
-            return [h, c] if c is not None else [h]
+        kept = _node_states(self._state_ref, self, 1)
+        if kept is not None:
+            return kept
         return [np.array(s) for s in self._eager_states] if self._eager_states else None
 
     def reset_states(self):
@@ -178,9 +194,7 @@ class _RNNBase(Layer):
         if not self.stateful:
             raise AttributeError(f"{type(self).__name__} {self.name!r}: layer must be stateful")
         self._eager_states = None
-        ref = self._state_ref
-        if ref is not None and ref[0]._seq is not None:
-            K.rnn_reset_state(ref[0]._seq, ref[1])
+        _reset_node(self._state_ref)
 
     reset_state = reset_states
 
@@ -357,15 +371,9 @@ class Bidirectional(Layer):
         """Stateful: the forward layer's states, then the backward layer's (Keras)."""
         if not self.stateful:
             return None
-        ref = self._state_ref
-        if ref is not None and ref[0]._seq is not None:
-            f = self.forward_layer
-            out = []
-            for d in (0, 1):
-                h, c = K.rnn_get_state(ref[0]._seq, ref[1], d, ref[0]._batch_size, f.units,
-                                       f._kind == "lstm")
-                out += [h, c] if c is not None else [h]
-            return out
+        kept = _node_states(self._state_ref, self.forward_layer, 2)
+        if kept is not None:
+            return kept
         fs, bs = self.forward_layer.states, self.backward_layer.states
         return fs + bs if fs and bs else None
 
@@ -374,8 +382,7 @@ class Bidirectional(Layer):
             raise AttributeError(f"Bidirectional {self.name!r}: layer must be stateful")
         for sub in (self.forward_layer, self.backward_layer):
             sub._eager_states = None
-        if self._state_ref is not None and self._state_ref[0]._seq is not None:
-            K.rnn_reset_state(self._state_ref[0]._seq, self._state_ref[1])
+        _reset_node(self._state_ref)
 
     reset_state = reset_states
 
