@@ -11,7 +11,8 @@ cdef extern from "nncore/nnc.h" nogil:
     void nnc_set_num_threads(int n)
     int nnc_get_num_threads()
     int nnc_default_num_threads()
-    int nnc_forked_child()
+    void nnc_pool_set_test_delay(int64_t us)
+    void nnc_pool_set_spin_us(double us)
     double nnc_set_parallel_threshold(double flops)
     int nnc_set_isa(int isa)
     void *nnc_malloc(size_t bytes)
@@ -124,5 +125,11 @@ def default_num_threads():
     return nnc_default_num_threads()
 
 
-def forked_child():
-    return bool(nnc_forked_child())
+def _pool_set_test_delay(int64_t us):
+    """Tests: every pool worker sleeps `us` microseconds before claiming each task."""
+    nnc_pool_set_test_delay(us)
+
+
+def _pool_set_spin_us(double us):
+    """Benchmarks: how long pool threads spin before sleeping (NNCORE_SPIN_US)."""
+    nnc_pool_set_spin_us(us)

@@ -24,9 +24,6 @@
 #include "conv_internal.h"
 
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 struct nnc_conv2d {
     nnc_conv2d_geom g;
@@ -372,35 +369,40 @@ static int64_t implicit_khkey(const nnc_conv2d_geom *g, int64_t oh) {
     return k0 * 1024 + k1;
 }
 
+typedef struct {
+    const nnc_conv2d_geom *g;
+    const float *x;
+    float *y;
+    const nnc_packed *wp;
+    const nnc_epilogue *ep;
+    int64_t bpi, lo, hi;
+    int status;
+} implicit_job;
+
+static void implicit_task(void *p, int64_t b, int thread) {
+    implicit_job *j = (implicit_job *)p;
+    const nnc_conv2d_geom *g = j->g;
+    const int64_t n = b / j->bpi, e = NNC_MIN(g->OH, (b % j->bpi + 1) * IMPLICIT_ROWS);
+    int st = 0;
+    (void)thread;
+    for (int64_t oh0 = (b % j->bpi) * IMPLICIT_ROWS; oh0 < e && !st;) {
+        int64_t oh1 = oh0 + 1;
+        while (oh1 < e && implicit_khkey(g, oh1) == implicit_khkey(g, oh0)) oh1++;
+        st = implicit_block(g, j->x, j->y, n, oh0, oh1, j->lo, j->hi, j->wp, j->ep);
+        oh0 = oh1;
+    }
+    if (st) __atomic_store_n(&j->status, st, __ATOMIC_RELAXED);
+}
+
 static int conv_fwd_implicit(const nnc_conv2d_geom *g, const float *x, int64_t N,
                              const nnc_packed *wp, const nnc_epilogue *ep, float *y,
                              int nthreads) {
     const int64_t OH = g->OH, bpi = (OH + IMPLICIT_ROWS - 1) / IMPLICIT_ROWS, blocks = N * bpi;
-    int64_t lo, hi;
-    implicit_interior(g, &lo, &hi);
+    implicit_job j = {g, x, y, wp, ep, bpi, 0, 0, 0};
+    implicit_interior(g, &j.lo, &j.hi);
     int T = conv_threads(nthreads, 2.0 * N * OH * g->OW * g->KH * g->KW * g->C * g->F, blocks);
-    if (T > blocks) T = (int)blocks;
-    int status = 0;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
-#endif
-    for (int64_t b = 0; b < blocks; b++) {
-        const int64_t n = b / bpi, e = NNC_MIN(OH, (b % bpi + 1) * IMPLICIT_ROWS);
-        int st = 0;
-        for (int64_t oh0 = (b % bpi) * IMPLICIT_ROWS; oh0 < e && !st;) {
-            int64_t oh1 = oh0 + 1;
-            while (oh1 < e && implicit_khkey(g, oh1) == implicit_khkey(g, oh0)) oh1++;
-            st = implicit_block(g, x, y, n, oh0, oh1, lo, hi, wp, ep);
-            oh0 = oh1;
-        }
-        if (st) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-            status = st;
-        }
-    }
-    return status;
+    nnc_parallel_run(T, blocks, implicit_task, &j);
+    return j.status;
 }
 
 typedef struct {
@@ -607,22 +609,28 @@ int nnc_conv2d_backward_data(nnc_conv2d *c, const float *dz, int64_t N, float *d
 }
 
 /* db[j] = sum_i dz[i, j], rows in order; threads split the columns (deterministic). */
-static void colsum_cols(const float *dz, int64_t rows, int64_t cols, float *db, int T) {
-    const int64_t blk = 16;
-    const int64_t nb = (cols + blk - 1) / blk;
-    if (T > nb) T = (int)nb;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
-#endif
-    for (int64_t b = 0; b < nb; b++) {
-        const int64_t j0 = b * blk, j1 = NNC_MIN(cols, j0 + blk);
+typedef struct {
+    const float *dz;
+    int64_t rows, cols;
+    float *db;
+} colsum_job;
+
+static void colsum_range(void *p, int64_t b0, int64_t b1) {
+    const colsum_job *c = (const colsum_job *)p;
+    for (int64_t b = b0; b < b1; b++) {
+        const int64_t j0 = b * 16, j1 = NNC_MIN(c->cols, j0 + 16);
         float acc[16] = {0};
-        for (int64_t i = 0; i < rows; i++) {
-            const float *r = dz + i * cols;
+        for (int64_t i = 0; i < c->rows; i++) {
+            const float *r = c->dz + i * c->cols;
             for (int64_t j = j0; j < j1; j++) acc[j - j0] += r[j];
         }
-        for (int64_t j = j0; j < j1; j++) db[j] = acc[j - j0];
+        for (int64_t j = j0; j < j1; j++) c->db[j] = acc[j - j0];
     }
+}
+
+static void colsum_cols(const float *dz, int64_t rows, int64_t cols, float *db, int T) {
+    colsum_job c = {dz, rows, cols, db};
+    nnc_parallel_ranges((cols + 15) / 16, 1, T, colsum_range, &c);
 }
 
 /* dW[:, f0:f1] = sum over chunks (in order) of col(x_chunk)^T dz_chunk[:, f0:f1]. */
@@ -747,56 +755,67 @@ NNC_TARGET_AVX512 static void act_bwd_avx512(int act, float alpha, const float *
 }
 #endif
 
+typedef struct {
+    void (*fn)(int, float, const float *, float *, int64_t, int64_t, int64_t, int64_t, float *);
+    int act;
+    float alpha;
+    const float *y;
+    float *dy, *db, *part;
+    int64_t rows, cols;
+} act_bwd_job;
+
+enum { ACT_CHUNK = 512, ACT_PART = 8192 };
+
+static void act_bwd_chunk(void *p, int64_t ch, int thread) {
+    const act_bwd_job *j = (const act_bwd_job *)p;
+    const int64_t r0 = ch * ACT_CHUNK, n = NNC_MIN(ACT_CHUNK, j->rows - r0);
+    (void)thread;
+    j->fn(j->act, j->alpha, j->y + r0 * j->cols, j->dy + r0 * j->cols, n, j->cols, 0, j->cols,
+          j->db ? j->part + ch * j->cols : NULL);
+}
+
+static void act_bwd_blocks(void *p, int64_t b0, int64_t b1) {
+    const act_bwd_job *j = (const act_bwd_job *)p;
+    for (int64_t b = b0; b < b1; b++)
+        j->fn(j->act, j->alpha, j->y, j->dy, j->rows, j->cols, b * 16,
+              NNC_MIN(j->cols, b * 16 + 16), j->db);
+}
+
 int nnc_conv_act_backward(int act, float alpha, const float *y, float *dy, int64_t rows,
                           int64_t cols, float *db, int nthreads) {
     if (act != NNC_ACT_LINEAR && act != NNC_ACT_RELU && act != NNC_ACT_LEAKY_RELU &&
         act != NNC_ACT_RELU6)
         return NNC_E_ARG;
     if (act == NNC_ACT_LINEAR && !db) return 0;
-    void (*fn)(int, float, const float *, float *, int64_t, int64_t, int64_t, int64_t, float *) =
-        act_bwd_generic;
+    act_bwd_job j = {act_bwd_generic, act, alpha, y, dy, db, NULL, rows, cols};
 #if NNC_X86
-    if (nnc_isa() == NNC_ISA_AVX2) fn = act_bwd_avx2;
-    else if (nnc_isa() == NNC_ISA_AVX512) fn = act_bwd_avx512;
+    if (nnc_isa() == NNC_ISA_AVX2) j.fn = act_bwd_avx2;
+    else if (nnc_isa() == NNC_ISA_AVX512) j.fn = act_bwd_avx512;
 #endif
     /* Fixed 512-row chunks, each writing its own column sums, added in chunk order: threads
      * take whole chunks (streaming rows, both threads busy even with 16-32 columns) and the sums
      * do not depend on the thread count. Too many partial sums for the stack: column split. */
-    enum { ACT_CHUNK = 512, ACT_PART = 8192 };
     const int64_t nch = (rows + ACT_CHUNK - 1) / ACT_CHUNK;
     if (cols <= 256 && nch * cols <= ACT_PART) {
         float part[ACT_PART];
-        int T = conv_threads(nthreads, 2.0 * rows * cols, nch);
-        if (T > nch) T = (int)nch;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
-#endif
-        for (int64_t ch = 0; ch < nch; ch++) {
-            const int64_t r0 = ch * ACT_CHUNK, n = NNC_MIN(ACT_CHUNK, rows - r0);
-            fn(act, alpha, y + r0 * cols, dy + r0 * cols, n, cols, 0, cols,
-               db ? part + ch * cols : NULL);
-        }
+        j.part = part;
+        nnc_parallel_run(conv_threads(nthreads, 2.0 * rows * cols, nch), nch, act_bwd_chunk, &j);
         if (db) {
-            for (int64_t j = 0; j < cols; j++) db[j] = 0.f;
+            for (int64_t c = 0; c < cols; c++) db[c] = 0.f;
             for (int64_t ch = 0; ch < nch; ch++)
-                for (int64_t j = 0; j < cols; j++) db[j] += part[ch * cols + j];
+                for (int64_t c = 0; c < cols; c++) db[c] += part[ch * cols + c];
         }
         return 0;
     }
     const int64_t nb = (cols + 15) / 16;
     int T = conv_threads(nthreads, 2.0 * rows * cols, nb);
-    if (T > nb) T = (int)nb;
     if (T > 1) {
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(T) schedule(static)
-#endif
-        for (int64_t b = 0; b < nb; b++)
-            fn(act, alpha, y, dy, rows, cols, b * 16, NNC_MIN(cols, b * 16 + 16), db);
+        nnc_parallel_ranges(nb, 1, T, act_bwd_blocks, &j);
     } else {
         /* one pass over the rows for up to 256 columns (each column sums the same rows in the
          * same order as with the 16-column blocks of the threaded split) */
         for (int64_t j0 = 0; j0 < cols; j0 += 256)
-            fn(act, alpha, y, dy, rows, cols, j0, NNC_MIN(cols, j0 + 256), db);
+            j.fn(act, alpha, y, dy, rows, cols, j0, NNC_MIN(cols, j0 + 256), db);
     }
     return 0;
 }

@@ -258,18 +258,18 @@ typedef struct {
     int64_t A, B, inner;
 } tr_impl;
 
-static void transpose_batch(const float *x, float *y, int64_t batch, int64_t A, int64_t B,
-                            int64_t inner) {
-    const int64_t S = A * B * inner;
-    int T = nnc_threads_for(1.0 * batch * S, batch);
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
-#else
-    (void)T;
-#endif
-    for (int64_t n = 0; n < batch; n++) {
-        const float *xn = x + n * S;
-        float *yn = y + n * S;
+typedef struct {
+    const float *x;
+    float *y;
+    int64_t A, B, inner;
+} tr_job;
+
+static void transpose_range(void *p, int64_t n0, int64_t n1) {
+    const tr_job *j = (const tr_job *)p;
+    const int64_t A = j->A, B = j->B, inner = j->inner, S = A * B * inner;
+    for (int64_t n = n0; n < n1; n++) {
+        const float *xn = j->x + n * S;
+        float *yn = j->y + n * S;
         if (inner == 1) { /* single floats: 16 x 16 tiles, not a memcpy call per element */
             for (int64_t a0 = 0; a0 < A; a0 += 16)
                 for (int64_t b0 = 0; b0 < B; b0 += 16)
@@ -282,6 +282,13 @@ static void transpose_batch(const float *x, float *y, int64_t batch, int64_t A, 
                 memcpy(yn + (b * A + a) * inner, xn + (a * B + b) * inner,
                        (size_t)inner * sizeof(float));
     }
+}
+
+static void transpose_batch(const float *x, float *y, int64_t batch, int64_t A, int64_t B,
+                            int64_t inner) {
+    tr_job j = {x, y, A, B, inner};
+    nnc_parallel_ranges(batch, 1, nnc_threads_for(1.0 * batch * A * B * inner, batch),
+                        transpose_range, &j);
 }
 
 static int tr_forward(nnc_node *self, const float *x, int64_t batch, int training) {

@@ -3,10 +3,6 @@
  * identical for any number of threads. */
 #include "conv_internal.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 int conv_threads(int nthreads, double flops, int64_t units) {
 #ifdef _OPENMP
     return nthreads > 0 ? nthreads : nnc_threads_for(flops, units);
@@ -20,25 +16,26 @@ int conv_threads(int nthreads, double flops, int64_t units) {
 
 int conv_chunk_threads(int64_t nchunks, int T) { return T > 1 && nchunks >= 2 * T ? T : 1; }
 
+typedef struct {
+    const void *ctx;
+    conv_chunk_fn fn;
+    float *scratch;
+    size_t per;
+    int status;
+} chunks_job;
+
+static void chunk_task(void *p, int64_t ch, int thread) {
+    chunks_job *j = (chunks_job *)p;
+    int st = j->fn(j->ctx, ch, j->scratch + (size_t)thread * j->per, 1);
+    if (st) __atomic_store_n(&j->status, st, __ATOMIC_RELAXED);
+}
+
 int conv_run_chunks(int64_t nchunks, int T, float *scratch, size_t per, conv_chunk_fn fn,
                     const void *ctx, int nthreads) {
     if (conv_chunk_threads(nchunks, T) > 1) {
-        int status = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(T)
-        {
-            float *s = scratch + (size_t)omp_get_thread_num() * per;
-#pragma omp for schedule(static)
-            for (int64_t ch = 0; ch < nchunks; ch++) {
-                int st = fn(ctx, ch, s, 1);
-                if (st) {
-#pragma omp atomic write
-                    status = st;
-                }
-            }
-        }
-#endif
-        return status;
+        chunks_job j = {ctx, fn, scratch, per, 0};
+        nnc_parallel_run(T, nchunks, chunk_task, &j);
+        return j.status;
     }
     for (int64_t ch = 0; ch < nchunks; ch++) {
         int st = fn(ctx, ch, scratch, nthreads);
@@ -47,53 +44,37 @@ int conv_run_chunks(int64_t nchunks, int T, float *scratch, size_t per, conv_chu
     return 0;
 }
 
-/* Thread t of nt visits slices first, first + step, ...; with nt <= S it takes whole slices
- * (blocks [0, blocks)), with nt > S the threads t, t + S, ... of a slice share its blocks. */
-static int64_t slice_first(int t, int nt, int64_t S) { return nt > S ? t % S : t; }
-static int64_t slice_step(int nt, int64_t S) { return nt > S ? S : nt; }
-static void slice_blocks(int t, int nt, int64_t S, int64_t sl, int64_t blocks, int64_t *b0,
-                         int64_t *b1) {
-    *b0 = 0;
-    *b1 = blocks;
-    if (nt > S) {
-        const int64_t ns = (nt - sl + S - 1) / S, jt = t / S;
-        *b0 = blocks * jt / ns;
-        *b1 = blocks * (jt + 1) / ns;
-    }
+/* Weight-gradient tasks: slice sl's column blocks cut into q ranges (q = 1 when there are at
+ * least as many slices as threads); a column block does not depend on the cut. */
+typedef struct {
+    void *ctx;
+    conv_slice_fn body;
+    conv_fin_fn fin;
+    float *scratch;
+    size_t per;
+    int64_t blocks, q;
+    int status;
+} slices_job;
+
+static void slice_task(void *p, int64_t i, int thread) {
+    slices_job *j = (slices_job *)p;
+    const int64_t sl = i / j->q, r = i % j->q;
+    const int64_t b0 = j->blocks * r / j->q, b1 = j->blocks * (r + 1) / j->q;
+    int st = b1 > b0 ? j->body(j->ctx, sl, b0, b1, j->scratch + (size_t)thread * j->per) : 0;
+    if (st) __atomic_store_n(&j->status, st, __ATOMIC_RELAXED);
+}
+
+static void fin_range(void *p, int64_t i0, int64_t i1) {
+    slices_job *j = (slices_job *)p;
+    for (int64_t i = i0; i < i1; i++) j->fin(j->ctx, i);
 }
 
 int conv_run_slices(int64_t S, int64_t blocks, int T, float *scratch, size_t per,
                     conv_slice_fn body, conv_fin_fn fin, int64_t nfin, void *ctx) {
-    int status = 0;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(T) if (T > 1)
-#endif
-    {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        const int t = 0, nt = 1;
-        (void)T;
-#endif
-        float *sc = scratch + (size_t)t * per;
-        for (int64_t sl = slice_first(t, nt, S); sl < S; sl += slice_step(nt, S)) {
-            int64_t b0, b1;
-            slice_blocks(t, nt, S, sl, blocks, &b0, &b1);
-            int st = b1 > b0 ? body(ctx, sl, b0, b1, sc) : 0;
-            if (st) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                status = st;
-            }
-        }
-        if (nfin > 0) {
-#ifdef _OPENMP
-#pragma omp barrier
-#pragma omp for schedule(static)
-#endif
-            for (int64_t i = 0; i < nfin; i++) fin(ctx, i);
-        }
-    }
-    return status;
+    if (T < 1) T = 1;
+    slices_job j = {ctx, body, fin, scratch, per, blocks, T > S ? (T + S - 1) / S : 1, 0};
+    if (j.q > blocks) j.q = blocks > 0 ? blocks : 1;
+    nnc_parallel_run(T, S * j.q, slice_task, &j);
+    if (nfin > 0) nnc_parallel_ranges(nfin, 1, T, fin_range, &j);
+    return j.status;
 }

@@ -184,34 +184,6 @@ INSTANCES(gpool_fwd_imgs,
 #define PICK_MAX(NAME) NAME##__generic
 #endif
 
-/* Static split of [0, n) into T contiguous ranges. */
-#define SPLIT(n, T, t, a, b)                                                                   \
-    int64_t a = (n) * (t) / (T), b = (n) * ((t) + 1) / (T)
-
-#ifdef _OPENMP
-#include <omp.h>
-#define PAR_RANGES(T, n, a, b, ...)                                                           \
-    do {                                                                                       \
-        if ((T) > 1) {                                                                         \
-            _Pragma("omp parallel num_threads(T)") {                                           \
-                int t_ = omp_get_thread_num(), T_ = omp_get_num_threads();                     \
-                SPLIT(n, T_, t_, a, b);                                                        \
-                __VA_ARGS__;                                                                          \
-            }                                                                                  \
-        } else {                                                                               \
-            int64_t a = 0, b = (n);                                                            \
-            __VA_ARGS__;                                                                              \
-        }                                                                                      \
-    } while (0)
-#else
-#define PAR_RANGES(T, n, a, b, ...)                                                           \
-    do {                                                                                       \
-        int64_t a = 0, b = (n);                                                                \
-        (void)(T);                                                                             \
-        __VA_ARGS__;                                                                           \
-    } while (0)
-#endif
-
 static int pool_threads(int nthreads, double work, int64_t units) {
     int T = conv_threads(nthreads, work, units);
     if (T > units) T = (int)(units > 0 ? units : 1);
@@ -220,59 +192,91 @@ static int pool_threads(int nthreads, double work, int64_t units) {
 
 /* ---------------- public entry points ---------------- */
 
+/* One job record for every pass; each pass runs its ranges (of rows or of images) on the pool. */
+typedef struct {
+    const nnc_pool2d_geom *g;
+    const float *x, *y, *dy;
+    float *out;
+    uint8_t *am;
+    const uint8_t *cam;
+    int is_max;
+    int64_t N, S, C, img;
+    int64_t H, W, OH, OW, t, b, l, r; /* zero padding */
+    float inv;
+    void (*max_fwd)(const nnc_pool2d_geom *, const float *, float *, uint8_t *, int64_t, int64_t);
+    void (*max_bwd)(const nnc_pool2d_geom *, const float *, const uint8_t *, float *, int64_t,
+                    int64_t);
+    void (*avg)(const nnc_pool2d_geom *, const float *, float *, int64_t, int64_t);
+    void (*gfwd)(int, const float *, int64_t, int64_t, float *, int64_t, int64_t);
+} pool_job;
+
+static void maxpool_fwd_range(void *p, int64_t a, int64_t b) {
+    const pool_job *j = (const pool_job *)p;
+    j->max_fwd(j->g, j->x, j->out, j->am, a, b);
+}
+
 int nnc_maxpool2d_forward(const nnc_pool2d_geom *g, const float *x, int64_t N, float *y,
                           uint8_t *argmax, int nthreads) {
     const int64_t rows = N * g->OH;
     int T = pool_threads(nthreads, 1.0 * rows * g->OW * g->C * g->PH * g->PW, rows);
-    void (*fn)(const nnc_pool2d_geom *, const float *, float *, uint8_t *, int64_t, int64_t) =
-        PICK_MAX(maxpool_fwd_rows);
-    PAR_RANGES(T, rows, a, b, fn(g, x, y, argmax, a, b));
+    pool_job j = {.g = g, .x = x, .out = y, .am = argmax, .max_fwd = PICK_MAX(maxpool_fwd_rows)};
+    nnc_parallel_ranges(rows, 1, T, maxpool_fwd_range, &j);
     return 0;
+}
+
+/* Backward passes take whole images (rows of different images never share dx). */
+static void maxpool_bwd_range(void *p, int64_t a, int64_t b) {
+    const pool_job *j = (const pool_job *)p;
+    memset(j->out + a * j->img, 0, (size_t)((b - a) * j->img) * sizeof(float));
+    j->max_bwd(j->g, j->dy, j->cam, j->out, a * j->g->OH, b * j->g->OH);
 }
 
 int nnc_maxpool2d_backward(const nnc_pool2d_geom *g, const float *dy, const uint8_t *argmax,
                            int64_t N, float *dx, int nthreads) {
     const int64_t img = g->H * g->W * g->C;
-    void (*fn)(const nnc_pool2d_geom *, const float *, const uint8_t *, float *, int64_t,
-               int64_t) = PICK_MAX(maxpool_bwd_rows);
-    /* Threads over whole images (rows of different images never share dx). */
-    int T = pool_threads(nthreads, 1.0 * N * img * 2, N);
-    PAR_RANGES(T, N, a, b, {
-        memset(dx + a * img, 0, (size_t)((b - a) * img) * sizeof(float));
-        fn(g, dy, argmax, dx, a * g->OH, b * g->OH);
-    });
+    pool_job j = {.g = g, .dy = dy, .cam = argmax, .out = dx, .img = img,
+                  .max_bwd = PICK_MAX(maxpool_bwd_rows)};
+    nnc_parallel_ranges(N, 1, pool_threads(nthreads, 1.0 * N * img * 2, N), maxpool_bwd_range, &j);
     return 0;
+}
+
+static void avgpool_fwd_range(void *p, int64_t a, int64_t b) {
+    const pool_job *j = (const pool_job *)p;
+    j->avg(j->g, j->x, j->out, a, b);
 }
 
 int nnc_avgpool2d_forward(const nnc_pool2d_geom *g, const float *x, int64_t N, float *y,
                           int nthreads) {
     const int64_t rows = N * g->OH;
     int T = pool_threads(nthreads, 1.0 * rows * g->OW * g->C * g->PH * g->PW, rows);
-    void (*fn)(const nnc_pool2d_geom *, const float *, float *, int64_t, int64_t) =
-        PICK(avgpool_fwd_rows);
-    PAR_RANGES(T, rows, a, b, fn(g, x, y, a, b));
+    pool_job j = {.g = g, .x = x, .out = y, .avg = PICK(avgpool_fwd_rows)};
+    nnc_parallel_ranges(rows, 1, T, avgpool_fwd_range, &j);
     return 0;
+}
+
+static void avgpool_bwd_range(void *p, int64_t a, int64_t b) {
+    const pool_job *j = (const pool_job *)p;
+    memset(j->out + a * j->img, 0, (size_t)((b - a) * j->img) * sizeof(float));
+    j->avg(j->g, j->dy, j->out, a * j->g->OH, b * j->g->OH);
 }
 
 int nnc_avgpool2d_backward(const nnc_pool2d_geom *g, const float *dy, int64_t N, float *dx,
                            int nthreads) {
     const int64_t img = g->H * g->W * g->C;
-    void (*fn)(const nnc_pool2d_geom *, const float *, float *, int64_t, int64_t) =
-        PICK(avgpool_bwd_rows);
-    int T = pool_threads(nthreads, 1.0 * N * img * 2, N);
-    PAR_RANGES(T, N, a, b, {
-        memset(dx + a * img, 0, (size_t)((b - a) * img) * sizeof(float));
-        fn(g, dy, dx, a * g->OH, b * g->OH);
-    });
+    pool_job j = {.g = g, .dy = dy, .out = dx, .img = img, .avg = PICK(avgpool_bwd_rows)};
+    nnc_parallel_ranges(N, 1, pool_threads(nthreads, 1.0 * N * img * 2, N), avgpool_bwd_range, &j);
     return 0;
+}
+
+static void gpool_fwd_range(void *p, int64_t a, int64_t b) {
+    const pool_job *j = (const pool_job *)p;
+    j->gfwd(j->is_max, j->x, j->S, j->C, j->out, a, b);
 }
 
 static int gpool_forward(int is_max, const float *x, int64_t N, int64_t S, int64_t C, float *y,
                          int nthreads) {
-    int T = pool_threads(nthreads, 1.0 * N * S * C, N);
-    void (*fn)(int, const float *, int64_t, int64_t, float *, int64_t, int64_t) =
-        PICK(gpool_fwd_imgs);
-    PAR_RANGES(T, N, a, b, fn(is_max, x, S, C, y, a, b));
+    pool_job j = {.is_max = is_max, .x = x, .S = S, .C = C, .out = y, .gfwd = PICK(gpool_fwd_imgs)};
+    nnc_parallel_ranges(N, 1, pool_threads(nthreads, 1.0 * N * S * C, N), gpool_fwd_range, &j);
     return 0;
 }
 
@@ -286,69 +290,90 @@ int nnc_global_maxpool_forward(const float *x, int64_t N, int64_t S, int64_t C, 
     return gpool_forward(1, x, N, S, C, y, nthreads);
 }
 
+static void gavg_bwd_range(void *p, int64_t a, int64_t b) {
+    const pool_job *j = (const pool_job *)p;
+    const int64_t S = j->S, C = j->C;
+    for (int64_t n = a; n < b; n++)
+        for (int64_t s = 0; s < S; s++) {
+            float *d = j->out + (n * S + s) * C;
+            const float *g = j->dy + n * C;
+            for (int64_t c = 0; c < C; c++) d[c] = g[c] * j->inv;
+        }
+}
+
 int nnc_global_avgpool_backward(const float *dy, int64_t N, int64_t S, int64_t C, float *dx,
                                 int nthreads) {
-    int T = pool_threads(nthreads, 1.0 * N * S * C, N);
-    const float inv = 1.f / (float)S;
-    PAR_RANGES(T, N, a, b, {
-        for (int64_t n = a; n < b; n++)
-            for (int64_t s = 0; s < S; s++) {
-                float *d = dx + (n * S + s) * C;
-                const float *g = dy + n * C;
-                for (int64_t c = 0; c < C; c++) d[c] = g[c] * inv;
-            }
-    });
+    pool_job j = {.dy = dy, .S = S, .C = C, .out = dx, .inv = 1.f / (float)S};
+    nnc_parallel_ranges(N, 1, pool_threads(nthreads, 1.0 * N * S * C, N), gavg_bwd_range, &j);
     return 0;
+}
+
+static void gmax_bwd_range(void *p, int64_t a, int64_t b) {
+    const pool_job *j = (const pool_job *)p;
+    const int64_t S = j->S, C = j->C;
+    for (int64_t n = a; n < b; n++) {
+        const float *xn = j->x + n * S * C, *yn = j->y + n * C, *gn = j->dy + n * C;
+        float *dn = j->out + n * S * C;
+        memset(dn, 0, (size_t)(S * C) * sizeof(float));
+        for (int64_t c = 0; c < C; c++) {
+            int64_t s = 0;
+            while (s < S - 1 && !(xn[s * C + c] == yn[c])) s++;
+            dn[s * C + c] = gn[c];
+        }
+    }
 }
 
 int nnc_global_maxpool_backward(const float *x, const float *y, const float *dy, int64_t N,
                                 int64_t S, int64_t C, float *dx, int nthreads) {
-    int T = pool_threads(nthreads, 1.0 * N * S * C, N);
-    PAR_RANGES(T, N, a, b, {
-        for (int64_t n = a; n < b; n++) {
-            const float *xn = x + n * S * C, *yn = y + n * C, *gn = dy + n * C;
-            float *dn = dx + n * S * C;
-            memset(dn, 0, (size_t)(S * C) * sizeof(float));
-            for (int64_t c = 0; c < C; c++) {
-                int64_t s = 0;
-                while (s < S - 1 && !(xn[s * C + c] == yn[c])) s++;
-                dn[s * C + c] = gn[c];
-            }
-        }
-    });
+    pool_job j = {.x = x, .y = y, .dy = dy, .S = S, .C = C, .out = dx};
+    nnc_parallel_ranges(N, 1, pool_threads(nthreads, 1.0 * N * S * C, N), gmax_bwd_range, &j);
     return 0;
+}
+
+static void zeropad_fwd_range(void *p, int64_t n0, int64_t n1) {
+    const pool_job *j = (const pool_job *)p;
+    const int64_t H = j->H, W = j->W, C = j->C, OW = j->OW, t = j->t, b = j->b, l = j->l,
+                  r = j->r;
+    for (int64_t n = n0; n < n1; n++) {
+        float *yn = j->out + n * j->OH * OW * C;
+        const float *xn = j->x + n * H * W * C;
+        memset(yn, 0, (size_t)(t * OW * C) * sizeof(float));
+        for (int64_t h = 0; h < H; h++) {
+            float *yr = yn + (t + h) * OW * C;
+            memset(yr, 0, (size_t)(l * C) * sizeof(float));
+            memcpy(yr + l * C, xn + h * W * C, (size_t)(W * C) * sizeof(float));
+            memset(yr + (l + W) * C, 0, (size_t)(r * C) * sizeof(float));
+        }
+        memset(yn + (t + H) * OW * C, 0, (size_t)(b * OW * C) * sizeof(float));
+    }
 }
 
 int nnc_zeropad2d_forward(const float *x, int64_t N, int64_t H, int64_t W, int64_t C, int64_t t,
                           int64_t b, int64_t l, int64_t r, float *y, int nthreads) {
     const int64_t OH = t + H + b, OW = l + W + r;
-    int T = pool_threads(nthreads, 1.0 * N * OH * OW * C, N);
-    PAR_RANGES(T, N, n0, n1, {
-        for (int64_t n = n0; n < n1; n++) {
-            float *yn = y + n * OH * OW * C;
-            const float *xn = x + n * H * W * C;
-            memset(yn, 0, (size_t)(t * OW * C) * sizeof(float));
-            for (int64_t h = 0; h < H; h++) {
-                float *yr = yn + (t + h) * OW * C;
-                memset(yr, 0, (size_t)(l * C) * sizeof(float));
-                memcpy(yr + l * C, xn + h * W * C, (size_t)(W * C) * sizeof(float));
-                memset(yr + (l + W) * C, 0, (size_t)(r * C) * sizeof(float));
-            }
-            memset(yn + (t + H) * OW * C, 0, (size_t)(b * OW * C) * sizeof(float));
-        }
-    });
+    pool_job j = {.x = x, .out = y, .C = C, .H = H, .W = W, .OH = OH, .OW = OW, .t = t, .b = b,
+                  .l = l, .r = r};
+    nnc_parallel_ranges(N, 1, pool_threads(nthreads, 1.0 * N * OH * OW * C, N), zeropad_fwd_range,
+                        &j);
     return 0;
+}
+
+static void zeropad_bwd_range(void *p, int64_t n0, int64_t n1) {
+    const pool_job *j = (const pool_job *)p;
+    const int64_t H = j->H, W = j->W, C = j->C;
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t h = 0; h < H; h++)
+            memcpy(j->out + (n * H + h) * W * C,
+                   j->dy + ((n * j->OH + j->t + h) * j->OW + j->l) * C,
+                   (size_t)(W * C) * sizeof(float));
 }
 
 int nnc_zeropad2d_backward(const float *dy, int64_t N, int64_t H, int64_t W, int64_t C,
                            int64_t t, int64_t b, int64_t l, int64_t r, float *dx, int nthreads) {
     const int64_t OH = t + H + b, OW = l + W + r;
-    int T = pool_threads(nthreads, 1.0 * N * H * W * C, N);
-    PAR_RANGES(T, N, n0, n1, {
-        for (int64_t n = n0; n < n1; n++)
-            for (int64_t h = 0; h < H; h++)
-                memcpy(dx + (n * H + h) * W * C, dy + ((n * OH + t + h) * OW + l) * C,
-                       (size_t)(W * C) * sizeof(float));
-    });
+    pool_job j = {.dy = dy, .out = dx, .C = C, .H = H, .W = W, .OH = OH, .OW = OW, .t = t,
+                  .l = l};
+    nnc_parallel_ranges(N, 1, pool_threads(nthreads, 1.0 * N * H * W * C, N), zeropad_bwd_range,
+                        &j);
     return 0;
 }

@@ -19,9 +19,6 @@
 #pragma GCC optimize("fp-contract=fast")
 
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 typedef float vf16 __attribute__((vector_size(64)));
 typedef int vi16 __attribute__((vector_size(64)));
@@ -116,16 +113,38 @@ NNC_TARGET_AVX512 static void dw_item_avx512(const nnc_conv2d_geom *g, const flo
 
 int nnc_smallc_slices(int64_t N) { return (int)NNC_MIN(N, SMALLC_SLICES); }
 
+#if NNC_X86
+typedef struct {
+    const nnc_conv2d_geom *g;
+    const float *x, *dz;
+    float *dw, *scratch;
+    int64_t N, S, per, fb, in_img, out_img, Kc, F;
+    int nvb;
+} smallc_job;
+
+static void smallc_item(void *p, int64_t it, int thread) {
+    const smallc_job *j = (const smallc_job *)p;
+    const int64_t s = it / j->per, r = it % j->per;
+    const int64_t n0 = j->N * s / j->S, n1 = j->N * (s + 1) / j->S;
+    (void)thread;
+    dw_item_avx512(j->g, j->x + n0 * j->in_img, j->dz + n0 * j->out_img, n1 - n0, (r / j->fb) * KG,
+                   (r % j->fb) * 16 * j->nvb, s ? j->scratch + (s - 1) * j->Kc * j->F : j->dw,
+                   j->nvb);
+}
+
+/* dw += the other slices, in slice order */
+static void smallc_sum(void *p, int64_t i0, int64_t i1) {
+    const smallc_job *j = (const smallc_job *)p;
+    const int64_t KF = j->Kc * j->F;
+    for (int64_t i = i0; i < i1; i++)
+        for (int64_t s = 1; s < j->S; s++) j->dw[i] += j->scratch[(s - 1) * KF + i];
+}
+#endif
+
 int nnc_smallc_backward_weights(const nnc_conv2d_geom *g, const float *x, const float *dz,
                                 int64_t N, float *dw, float *scratch, int nthreads) {
 #if NNC_X86
-    void (*fn)(const nnc_conv2d_geom *, const float *, const float *, int64_t, int64_t, int64_t,
-               float *, int) = dw_item_avx512;
-#else
-    return NNC_E_ARG; /* nnc_smallc_applies() is false */
-#endif
     const int64_t Kc = g->KH * g->KW * g->C, F = g->F;
-    const int64_t in_img = g->H * g->W * g->C, out_img = g->OH * g->OW * F;
     const int64_t groups = (Kc + KG - 1) / KG;
     /* The pixel sum is cut into S image slices fixed by the batch size alone (slice 0 into dw,
      * slice s into scratch, added in slice order), so threads get whole passes without ever
@@ -135,33 +154,14 @@ int nnc_smallc_backward_weights(const nnc_conv2d_geom *g, const float *x, const 
     int T = conv_threads(nthreads, flops, S * groups * (F / 16));
     /* 32-filter items unless that leaves a thread idle (the width does not change results) */
     const int nvb = (F % 32 == 0 && (T <= 1 || S * groups * (F / 32) >= 2 * T)) ? 2 : 1;
-    const int64_t fb = F / (16 * nvb), per = groups * fb, items = S * per;
-    if (T > items) T = (int)items;
-#define SMALLC_ITEM(it)                                                                        \
-    do {                                                                                       \
-        const int64_t s_ = (it) / per, r_ = (it) % per;                                        \
-        const int64_t n0_ = N * s_ / S, n1_ = N * (s_ + 1) / S;                                \
-        fn(g, x + n0_ * in_img, dz + n0_ * out_img, n1_ - n0_, (r_ / fb) * KG,                 \
-           (r_ % fb) * 16 * nvb, s_ ? scratch + (s_ - 1) * Kc * F : dw, nvb);                  \
-    } while (0)
-    if (T > 1) {
-#ifdef _OPENMP
-#pragma omp parallel num_threads(T)
-        {
-#pragma omp for schedule(static)
-            for (int64_t it = 0; it < items; it++) SMALLC_ITEM(it);
-            if (S > 1) {
-#pragma omp for schedule(static)
-                for (int64_t i = 0; i < Kc * F; i++)
-                    for (int64_t s = 1; s < S; s++) dw[i] += scratch[(s - 1) * Kc * F + i];
-            }
-        }
-#endif
-        return 0;
-    }
-    for (int64_t it = 0; it < items; it++) SMALLC_ITEM(it);
-    for (int64_t i = 0; i < Kc * F && S > 1; i++)
-        for (int64_t s = 1; s < S; s++) dw[i] += scratch[(s - 1) * Kc * F + i];
-#undef SMALLC_ITEM
+    const int64_t fb = F / (16 * nvb);
+    smallc_job j = {g, x, dz, dw, scratch, N, S, groups * fb, fb, g->H * g->W * g->C,
+                    g->OH * g->OW * F, Kc, F, nvb};
+    nnc_parallel_run(T, S * j.per, smallc_item, &j);
+    if (S > 1) nnc_parallel_ranges(Kc * F, 64, T, smallc_sum, &j);
     return 0;
+#else
+    (void)g; (void)x; (void)dz; (void)N; (void)dw; (void)scratch; (void)nthreads;
+    return NNC_E_ARG; /* nnc_smallc_applies() is false */
+#endif
 }

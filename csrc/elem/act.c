@@ -54,11 +54,11 @@ int nnc_act_forward(int act, float alpha, const float *x, float *y, int64_t rows
     act_ctx c = {act, alpha, x, NULL, NULL, y, NULL, cols};
     if (act == NNC_ACT_SOFTMAX) {
         int nt = nnc_elem_threads(nthreads, 25.0 * (double)n, rows);
-        nnc_elem_parallel(rows, 1, nt, fwd_softmax, &c);
+        nnc_parallel_ranges(rows, 1, nt, fwd_softmax, &c);
     } else {
         if (act == NNC_ACT_LINEAR && x == y) return NNC_OK;
         int nt = nnc_elem_threads(nthreads, act_cost(act) * (double)n, (n + GRAIN - 1) / GRAIN);
-        nnc_elem_parallel(n, GRAIN, nt, fwd_flat, &c);
+        nnc_parallel_ranges(n, GRAIN, nt, fwd_flat, &c);
     }
     return NNC_OK;
 }
@@ -147,7 +147,7 @@ static void colsum_run(cs_ctx *c, int nthreads, double flops_per_elem) {
         tile = NNC_MIN((tile + 15) / 16 * 16, (int64_t)TILE_MAX);
         c->tile = tile;
         int64_t ntiles = (cols + tile - 1) / tile;
-        nnc_elem_parallel(ntiles, 1, nt, cs_tiles, c);
+        nnc_parallel_ranges(ntiles, 1, nt, cs_tiles, c);
         return;
     }
     float part[PART_FLOATS];
@@ -156,7 +156,7 @@ static void colsum_run(cs_ctx *c, int nthreads, double flops_per_elem) {
     for (int64_t g0 = 0; g0 < nchunks; g0 += group) {
         int64_t ng = NNC_MIN(group, nchunks - g0);
         c->c0 = g0;
-        nnc_elem_parallel(ng, 1, nt, cs_chunks, c);
+        nnc_parallel_ranges(ng, 1, nt, cs_chunks, c);
         for (int64_t k = 0; k < ng; k++) {
             const float *pk = part + k * cols;
             if (g0 + k == 0 && !c->accumulate)
@@ -205,7 +205,7 @@ int nnc_act_backward(int act, float alpha, const float *x, const float *y, const
     if (db && cols > 0 && rows > 0) {
         if (act == NNC_ACT_SOFTMAX && cols > PART_FLOATS) {
             int nt = nnc_elem_threads(nthreads, 10.0 * (double)n, rows);
-            nnc_elem_parallel(rows, 1, nt, bwd_softmax, &c);
+            nnc_parallel_ranges(rows, 1, nt, bwd_softmax, &c);
             return nnc_colsum(dx, rows, cols, cols, db, 0, nthreads);
         }
         cs_ctx s = {&c, dx, rows, cols, cols, db, 0, 0, 0, NULL};
@@ -216,11 +216,11 @@ int nnc_act_backward(int act, float alpha, const float *x, const float *y, const
     if (n == 0) return NNC_OK;
     if (act == NNC_ACT_SOFTMAX) {
         int nt = nnc_elem_threads(nthreads, 10.0 * (double)n, rows);
-        nnc_elem_parallel(rows, 1, nt, bwd_softmax, &c);
+        nnc_parallel_ranges(rows, 1, nt, bwd_softmax, &c);
     } else {
         if (act == NNC_ACT_LINEAR && dx == dy) return NNC_OK;
         int nt = nnc_elem_threads(nthreads, act_cost(act) * (double)n, (n + GRAIN - 1) / GRAIN);
-        nnc_elem_parallel(n, GRAIN, nt, bwd_flat, &c);
+        nnc_parallel_ranges(n, GRAIN, nt, bwd_flat, &c);
     }
     return NNC_OK;
 }

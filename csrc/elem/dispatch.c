@@ -1,10 +1,6 @@
 /* Elementwise dispatch table, thread splitting helper and the public vector-math entry points. */
 #include "vmath.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 nnc_elem_kernels nnc_elem_k;
 
 void nnc_elem_dispatch_init(int isa) {
@@ -27,26 +23,4 @@ int nnc_elem_threads(int nthreads, double flops, int64_t units) {
     if (units < 1) return 1;
     if (nthreads > 0) return (int)(nthreads < units ? nthreads : units);
     return nnc_threads_for(flops, units);
-}
-
-void nnc_elem_parallel(int64_t n, int64_t grain, int nt, nnc_range_fn fn, void *ctx) {
-    if (n <= 0) return;
-    if (grain < 1) grain = 1;
-    int64_t blocks = (n + grain - 1) / grain;
-    if (nt > blocks) nt = (int)blocks;
-    if (nt <= 1) {
-        fn(ctx, 0, n);
-        return;
-    }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-    {
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
-        int64_t b0 = blocks * t / T, b1 = blocks * (t + 1) / T;
-        int64_t i0 = b0 * grain, i1 = b1 * grain < n ? b1 * grain : n;
-        if (i1 > i0) fn(ctx, i0, i1);
-    }
-#else
-    fn(ctx, 0, n);
-#endif
 }

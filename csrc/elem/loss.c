@@ -272,7 +272,7 @@ int nnc_loss_ex(int loss, int from_logits, const float *params, const float *pre
     for (int64_t g0 = 0; g0 < rows; g0 += GROUP_ROWS) {
         int64_t ng = NNC_MIN((int64_t)GROUP_ROWS, rows - g0);
         c.c0 = g0;
-        nnc_elem_parallel(ng, grain, nt, loss_rows, &c);
+        nnc_parallel_ranges(ng, grain, nt, loss_rows, &c);
         for (int64_t k0 = 0; k0 < ng; k0 += NNC_REDUCE_CHUNK) { /* chunk sums, in chunk order */
             int64_t k1 = NNC_MIN(k0 + NNC_REDUCE_CHUNK, ng);
             double sc = 0.0;

@@ -48,7 +48,7 @@ int nnc_sgd_update(float *p, const float *g, float *m, int64_t n, float lr, floa
                  0, nesterov, 0};
     if (momentum != 0.0f && !m) return NNC_E_ARG;
     int nt = nnc_elem_threads(nthreads, 4.0 * (double)n, (n + GRAIN - 1) / GRAIN);
-    nnc_elem_parallel(n, GRAIN, nt, sgd_range, &c);
+    nnc_parallel_ranges(n, GRAIN, nt, sgd_range, &c);
     return NNC_OK;
 }
 
@@ -83,7 +83,7 @@ int nnc_adam_update(float *p, const float *g, float *m, float *v, float *vmax, i
     float alpha = lr * sqrtf(1.0f - b2t) / (1.0f - b1t);
     opt_ctx c = {p, m, v, vmax, NULL, g, lr, beta1, beta2, eps, alpha, wd, 0, 0, 0, 0};
     int nt = nnc_elem_threads(nthreads, 12.0 * (double)n, (n + GRAIN - 1) / GRAIN);
-    nnc_elem_parallel(n, GRAIN, nt, adam_range, &c);
+    nnc_parallel_ranges(n, GRAIN, nt, adam_range, &c);
     return NNC_OK;
 }
 
@@ -128,6 +128,6 @@ int nnc_rmsprop_update(float *p, const float *g, float *v, float *m, float *mg, 
     opt_ctx c = {p, momentum > 0.0f ? m : NULL, v, NULL, centered ? mg : NULL, g, lr, 0, 0, eps, 0,
                  wd, momentum, rho, 0, centered};
     int nt = nnc_elem_threads(nthreads, 10.0 * (double)n, (n + GRAIN - 1) / GRAIN);
-    nnc_elem_parallel(n, GRAIN, nt, rmsprop_range, &c);
+    nnc_parallel_ranges(n, GRAIN, nt, rmsprop_range, &c);
     return NNC_OK;
 }

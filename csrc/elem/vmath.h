@@ -60,10 +60,6 @@ void nnc_elem_fill__avx512(nnc_elem_kernels *k);
 #define NNC_SELU_ALPHA 1.67326324f
 #define NNC_SELU_SCALE 1.05070098f
 
-/* Run fn(ctx, begin, end) over [0, n) split into nt contiguous ranges whose boundaries are
- * multiples of `grain` (so vector blocks are not cut); nt <= 1 runs serially without OpenMP. */
-typedef void (*nnc_range_fn)(void *ctx, int64_t begin, int64_t end);
-void nnc_elem_parallel(int64_t n, int64_t grain, int nt, nnc_range_fn fn, void *ctx);
 /* Thread count for a call: nthreads > 0 is taken as given (capped by units), else the policy. */
 int nnc_elem_threads(int nthreads, double flops, int64_t units);
 

@@ -93,7 +93,7 @@ static int drop_forward(nnc_node *self, const float *x, int64_t batch, int train
     d->y = self->y;
     int nt = nnc_elem_threads(0, (double)n * 12.0, (n + 1023) / 1024);
     if (!d->map) {
-        nnc_elem_parallel(n, 64, nt, drop_fwd_range, d);
+        nnc_parallel_ranges(n, 64, nt, drop_fwd_range, d);
     } else {
         const lyr_kernels *k = lyr_k();
         int64_t ns = d->batch_bcast ? 1 : batch;
@@ -102,7 +102,7 @@ static int drop_forward(nnc_node *self, const float *x, int64_t batch, int train
             k->drop_fwd(NULL, NULL, d->small + b * d->msize, d->msize, 0, (uint32_t)key,
                         (uint32_t)(key >> 32), d->thr, d->scale);
         }
-        nnc_elem_parallel(n, 64, nt, drop_expand_range, d);
+        nnc_parallel_ranges(n, 64, nt, drop_expand_range, d);
     }
     return 0;
 }
@@ -119,7 +119,7 @@ static int drop_backward(nnc_node *self, const float *x, float *dy, float *dx, i
     d->dy = dy;
     d->dx = dx;
     int nt = nnc_elem_threads(0, (double)n, (n + 1023) / 1024);
-    nnc_elem_parallel(n, 64, nt, drop_bwd_range, d);
+    nnc_parallel_ranges(n, 64, nt, drop_bwd_range, d);
     return 0;
 }
 
@@ -238,7 +238,7 @@ static int gn_forward(nnc_node *self, const float *x, int64_t batch, int trainin
     d->x = x;
     d->y = self->y;
     int nt = nnc_elem_threads(0, (double)n * 40.0, (n + 255) / 256);
-    nnc_elem_parallel(n, 64, nt, gn_range, d);
+    nnc_parallel_ranges(n, 64, nt, gn_range, d);
     return 0;
 }
 
@@ -254,7 +254,7 @@ static int gn_backward(nnc_node *self, const float *x, float *dy, float *dx, int
     d->x = dy;
     d->y = dx;
     int nt = nnc_elem_threads(0, (double)n * 40.0, (n + 255) / 256);
-    nnc_elem_parallel(n, 64, nt, gn_range, d);
+    nnc_parallel_ranges(n, 64, nt, gn_range, d);
     return 0;
 }
 

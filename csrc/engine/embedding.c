@@ -73,7 +73,7 @@ static int emb_forward(nnc_node *self, const float *x, int64_t batch, int traini
     d->bad = 0;
     int64_t n = batch * d->L;
     int nt = nnc_elem_threads(0, (double)n * (double)d->D, n);
-    nnc_elem_parallel(n, 16, nt, emb_gather, d);
+    nnc_parallel_ranges(n, 16, nt, emb_gather, d);
     return d->bad ? NNC_E_INDEX : 0;
 }
 
@@ -96,7 +96,7 @@ static int emb_backward(nnc_node *self, const float *x, float *dy, float *dx, in
     d->y = self->grads;
     d->n = batch * d->L;
     int nt = nnc_elem_threads(0, (double)d->n * (double)d->D, (d->D + 15) / 16);
-    nnc_elem_parallel(d->D, 16, nt, emb_scatter, d);
+    nnc_parallel_ranges(d->D, 16, nt, emb_scatter, d);
     if (dx) memset(dx, 0, (size_t)(batch * d->L) * sizeof(float)); /* indices: no gradient */
     return 0;
 }

@@ -94,7 +94,7 @@ static void run_chunks(nctx *c, int which, double flops_per_elem) {
     int64_t n = nchunks(c->rows);
     c->which = which;
     int nt = nnc_elem_threads(0, (double)c->rows * (double)c->C * flops_per_elem, n);
-    nnc_elem_parallel(n, 1, nt, chunk_stats, c);
+    nnc_parallel_ranges(n, 1, nt, chunk_stats, c);
 }
 
 static void combine(const double *part, int64_t n, int64_t C, int64_t off, int64_t width,
@@ -125,7 +125,7 @@ static void rows_bn_dx(void *p, int64_t r0, int64_t r1) {
 static void par_rows(nctx *c, nnc_range_fn fn, double flops_per_elem) {
     int nt = nnc_elem_threads(0, (double)c->rows * (double)c->C * flops_per_elem, c->rows);
     int64_t grain = NNC_MAX((int64_t)1, 64 / c->C);
-    nnc_elem_parallel(c->rows, grain, nt, fn, c);
+    nnc_parallel_ranges(c->rows, grain, nt, fn, c);
 }
 
 static int grow_d(double **p, int64_t *cap, int64_t n) {

@@ -13,14 +13,11 @@
  * Threads split row strips (each thread owns its A rows and C strip, all share packed B) or
  * column panels (small M), never K: every C element sums its k terms in the same order
  * whatever the thread count, so 1 and 2 threads give bitwise equal results. With one thread
- * no OpenMP construct is entered. */
+ * the pool is not entered (threads.c). */
 #include "gemm_pack.h"
 
 #include <stdatomic.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
@@ -182,6 +179,35 @@ static int split_rows(int64_t strips, int64_t panels, int nt) {
     return strips >= 4 * (int64_t)nt || strips >= panels;
 }
 
+/* One threaded GEMM: tasks are ranges of strips (by_rows) or of panels, and with pack == 1 a
+ * first run of tasks packs ranges of B panels. C elements do not depend on the split. */
+typedef struct {
+    gemm_job *g;
+    const float *B;
+    int64_t ldb, strips, panels, ntasks;
+    int transB, pack, by_rows;
+    float *pk;
+} gemm_par;
+
+static void gemm_pack_task(void *ctx, int64_t i, int thread) {
+    const gemm_par *p = (const gemm_par *)ctx;
+    const int64_t q0 = i * p->panels / p->ntasks, q1 = (i + 1) * p->panels / p->ntasks;
+    (void)thread;
+    nnc_f32_pack_b_panels(p->g->K, p->g->N, p->B, p->ldb, p->transB, p->g->cfg, q0, q1,
+                          p->pk + q0 * p->g->K * p->g->cfg->nr);
+}
+
+static void gemm_task(void *ctx, int64_t i, int thread) {
+    const gemm_par *p = (const gemm_par *)ctx;
+    if (p->by_rows) {
+        gemm_run(p->g, i * p->strips / p->ntasks, (i + 1) * p->strips / p->ntasks, 0, p->panels);
+        return;
+    }
+    const int64_t q0 = i * p->panels / p->ntasks, q1 = (i + 1) * p->panels / p->ntasks;
+    if (p->pack == 1) gemm_pack_task(ctx, i, thread);
+    gemm_run(p->g, 0, p->strips, q0, q1);
+}
+
 /* pack: 0 = B already in panels, 1 = pack all panels of op(B) into pk, 2 = pack only the
  * last panel into g->edge (B used in place). */
 static void gemm_drive(gemm_job *g, int pack, const float *B, int64_t ldb, int transB, float *pk,
@@ -191,7 +217,6 @@ static void gemm_drive(gemm_job *g, int pack, const float *B, int64_t ldb, int t
     const double flops = 2.0 * (double)g->M * (double)g->N * (double)g->K;
     int nt = nthreads > 0 ? nthreads
                           : nnc_threads_for(flops * g->cfg->par_scale, NNC_MAX(strips, panels));
-    if (nthreads > 0 && nnc_forked_child()) nt = 1;
     if (pack == 2)
         nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, panels - 1, panels, pk);
     if (nt <= 1) {
@@ -200,33 +225,18 @@ static void gemm_drive(gemm_job *g, int pack, const float *B, int64_t ldb, int t
         return;
     }
     const int by_rows = split_rows(strips, panels, nt);
-    if (nt > (by_rows ? strips : panels)) nt = (int)(by_rows ? strips : panels);
-#ifdef _OPENMP
-    const int64_t nr = g->cfg->nr;
-#pragma omp parallel num_threads(nt)
-    {
-        const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-        if (by_rows) {
-            if (pack == 1) {
-                const int64_t q0 = t * panels / T, q1 = (t + 1) * panels / T;
-                nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, q0, q1,
-                                      pk + q0 * g->K * nr);
-#pragma omp barrier
-            }
-            gemm_run(g, t * strips / T, (t + 1) * strips / T, 0, panels);
-        } else {
-            const int64_t q0 = t * panels / T, q1 = (t + 1) * panels / T;
-            if (pack == 1)
-                nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, q0, q1,
-                                      pk + q0 * g->K * nr);
-            gemm_run(g, 0, strips, q0, q1);
-        }
+    const int64_t units = by_rows ? strips : panels;
+    if (nt > units) nt = (int)units;
+    /* a few tasks per thread, so that a thread the kernel runs late costs little */
+    gemm_par p = {g, B, ldb, strips, panels, NNC_MIN(units, 2 * (int64_t)nt), transB, pack,
+                  by_rows, pk};
+    if (by_rows && pack == 1) {
+        /* a small B is packed by the caller: a join costs more than its share of the packing */
+        gemm_par pp = p;
+        pp.ntasks = g->K * g->N >= (1 << 18) ? NNC_MIN(panels, (int64_t)nt) : 1;
+        nnc_parallel_run(nt, pp.ntasks, gemm_pack_task, &pp);
     }
-#else
-    (void)by_rows;
-    if (pack == 1) nnc_f32_pack_b_panels(g->K, g->N, B, ldb, transB, g->cfg, 0, panels, pk);
-    gemm_run(g, 0, strips, 0, panels);
-#endif
+    nnc_parallel_run(nt, p.ntasks, gemm_task, &p);
 }
 
 /* ---- public entry points ------------------------------------------------------------------- */

@@ -260,7 +260,7 @@ int nnc_rnn_set_weights(nnc_rnn *r, const float *W, const float *U, const float 
     do {                                                                                          \
         int rc_ = (rc);                                                                           \
         if (rc_) {                                                                                \
-            _Pragma("omp atomic write") st = rc_;                                                 \
+            __atomic_store_n(&(st), rc_, __ATOMIC_RELAXED);                                      \
         }                                                                                         \
     } while (0)
 
@@ -338,6 +338,61 @@ static int fwd_step(nnc_rnn *r, const nnc_rnn_kernels *k, int64_t t, int64_t r0,
     return st;
 }
 
+/* Threaded passes of the forward (and the dX transpose of the backward): batch rows, or batch
+ * chunks that each run the whole sequence. */
+typedef struct {
+    nnc_rnn *r;
+    const nnc_rnn_kernels *k;
+    const float *x;
+    float *y, *dx;
+    const nnc_epilogue *ep;
+    int64_t nch;
+    int back, st;
+} rnn_par;
+
+static void fwd_transpose(void *p, int64_t b0, int64_t b1) {
+    const rnn_par *j = (const rnn_par *)p;
+    const nnc_rnn *r = j->r;
+    const int64_t B = r->B, T = r->T, I = r->I;
+    for (int64_t b = b0; b < b1; b++)
+        for (int64_t t = 0; t < T; t++) {
+            const int64_t s = j->back ? T - 1 - t : t;
+            const float *src = j->x + (b * T + s) * I;
+            float *dst = r->xt.p + (t * B + b) * I;
+            if (r->imask) {
+                const float *m = r->imask + b * I;
+                for (int64_t i = 0; i < I; i++) dst[i] = src[i] * m[i];
+            } else {
+                memcpy(dst, src, (size_t)I * sizeof(float));
+            }
+        }
+}
+
+static void fwd_chunk(void *p, int64_t c, int thread) {
+    rnn_par *j = (rnn_par *)p;
+    nnc_rnn *r = j->r;
+    const int64_t B = r->B, I = r->I, GH = r->GH;
+    const int64_t r0 = c * B / j->nch, r1 = (c + 1) * B / j->nch;
+    (void)thread;
+    for (int64_t t = 0; t < r->T; t++) {
+        RNN_ERR(j->st, nnc_sgemm_packed(0, r1 - r0, GH, I, 1.0f, r->xt.p + (t * B + r0) * I, I,
+                                        r->Wp, 0.0f, r->g.p + (t * B + r0) * GH, GH, j->ep, 1));
+        RNN_ERR(j->st, fwd_step(r, j->k, t, r0, r1 - r0, 1));
+    }
+}
+
+static void fwd_outputs(void *p, int64_t b0, int64_t b1) {
+    const rnn_par *j = (const rnn_par *)p;
+    const nnc_rnn *r = j->r;
+    const int64_t B = r->B, T = r->T, H = r->H;
+    for (int64_t b = b0; b < b1; b++)
+        for (int64_t t = 0; t < T; t++) {
+            float *yo = j->y + (b * T + t) * H;
+            if (r->ov && !r->ov[t * B + b]) memset(yo, 0, (size_t)H * sizeof(float));
+            else memcpy(yo, r->hs.p + ((t + 1) * B + b) * H, (size_t)H * sizeof(float));
+        }
+}
+
 int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const float *h0,
                     const float *c0, const float *imask, const float *rmask, float *y, float *hT,
                     float *cT) {
@@ -359,21 +414,8 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
     /* Transpose to time-major (reversed for go_backwards), applying the input mask; threads
      * take batch rows, as the recurrence does below (the rows stay in that core's caches). */
     float *xt = r->xt.p;
-    int ntc = nnc_threads_for((double)TB * I * 4, B);
-#pragma omp parallel for num_threads(ntc) schedule(static)
-    for (int64_t b = 0; b < B; b++) {
-        for (int64_t t = 0; t < T; t++) {
-            const int64_t s = back ? T - 1 - t : t;
-            const float *src = x + (b * T + s) * I;
-            float *dst = xt + (t * B + b) * I;
-            if (imask) {
-                const float *m = imask + b * I;
-                for (int64_t i = 0; i < I; i++) dst[i] = src[i] * m[i];
-            } else {
-                memcpy(dst, src, (size_t)I * sizeof(float));
-            }
-        }
-    }
+    rnn_par j = {r, k, x, NULL, NULL, NULL, 0, back, 0};
+    nnc_parallel_ranges(B, 1, nnc_threads_for((double)TB * I * 4, B), fwd_transpose, &j);
     if (h0) memcpy(r->hs.p, h0, (size_t)(B * H) * sizeof(float));
     else memset(r->hs.p, 0, (size_t)(B * H) * sizeof(float));
     if (r->d.cell == NNC_RNN_LSTM) {
@@ -393,16 +435,10 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
          * (data handed between cores is what threads pay most for), and no barrier per step.
          * GEMM rows never depend on how M is split, so the one-thread loop below, which projects
          * a time chunk of the whole batch at once, gives the same bits. */
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t c = 0; c < nch; c++) {
-            const int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
-            for (int64_t t = 0; t < T; t++) {
-                RNN_ERR(st, nnc_sgemm_packed(0, r1 - r0, GH, I, 1.0f, xt + (t * B + r0) * I, I,
-                                             r->Wp, 0.0f, r->g.p + (t * B + r0) * GH, GH,
-                                             r->b ? &ep : NULL, 1));
-                RNN_ERR(st, fwd_step(r, k, t, r0, r1 - r0, 1));
-            }
-        }
+        j.nch = nch;
+        j.ep = r->b ? &ep : NULL;
+        nnc_parallel_run(nt, nch, fwd_chunk, &j);
+        st = j.st;
     } else {
         for (int64_t t0 = 0; t0 < T && !st; t0 += tc) {
             const int64_t t1 = NNC_MIN(T, t0 + tc);
@@ -416,14 +452,8 @@ int nnc_rnn_forward(nnc_rnn *r, const float *x, int64_t B, int64_t T, const floa
     /* Outputs. */
     const float *hlast = r->hs.p + TB * H;
     if (r->d.return_sequences) {
-        int nto = nnc_threads_for((double)TB * H * 4, B);
-#pragma omp parallel for num_threads(nto) schedule(static)
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t t = 0; t < T; t++) {
-                float *yo = y + (b * T + t) * H;
-                if (r->ov && !r->ov[t * B + b]) memset(yo, 0, (size_t)H * sizeof(float));
-                else memcpy(yo, r->hs.p + ((t + 1) * B + b) * H, (size_t)H * sizeof(float));
-            }
+        j.y = y;
+        nnc_parallel_ranges(B, 1, nnc_threads_for((double)TB * H * 4, B), fwd_outputs, &j);
     } else if (y) {
         memcpy(y, hlast, (size_t)(B * H) * sizeof(float));
         if (r->ov)
@@ -600,6 +630,50 @@ static int chunk_grads(nnc_rnn *r, int task, int64_t t0, int64_t t1, float *dW, 
     return st;
 }
 
+/* Threaded passes of the backward: per time chunk the batch chunks' recurrences, then the two
+ * weight-gradient tasks; dX back to batch-major. */
+typedef struct {
+    nnc_rnn *r;
+    const nnc_rnn_kernels *k;
+    const float *dyseq;
+    float *dW, *dU;
+    double *dba;
+    int64_t nch, t0, t1;
+    int with_db, with_dx, st;
+} rnn_bwd_par;
+
+static void bwd_chunk(void *p, int64_t c, int thread) {
+    rnn_bwd_par *j = (rnn_bwd_par *)p;
+    const int64_t B = j->r->B, r0 = c * B / j->nch, r1 = (c + 1) * B / j->nch;
+    (void)thread;
+    for (int64_t t = j->t1 - 1; t >= j->t0; t--)
+        RNN_ERR(j->st, bwd_step(j->r, j->k, t, r0, r1 - r0, j->dyseq, j->t0 * B, j->with_db, 1));
+}
+
+static void bwd_grads(void *p, int64_t task, int thread) {
+    rnn_bwd_par *j = (rnn_bwd_par *)p;
+    (void)thread;
+    RNN_ERR(j->st, chunk_grads(j->r, (int)task, j->t0, j->t1, j->dW, j->dU, j->dba, j->with_dx, 1));
+}
+
+static void bwd_transpose(void *p, int64_t b0, int64_t b1) {
+    const rnn_par *j = (const rnn_par *)p;
+    const nnc_rnn *r = j->r;
+    const int64_t B = r->B, T = r->T, I = r->I;
+    for (int64_t b = b0; b < b1; b++)
+        for (int64_t t = 0; t < T; t++) {
+            const int64_t s = j->back ? T - 1 - t : t;
+            const float *src = r->dxt.p + (t * B + b) * I;
+            float *dst = j->dx + (b * T + s) * I;
+            if (r->imask) {
+                const float *m = r->imask + b * I;
+                for (int64_t i = 0; i < I; i++) dst[i] = src[i] * m[i];
+            } else {
+                memcpy(dst, src, (size_t)I * sizeof(float));
+            }
+        }
+}
+
 int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float *dcT, float *dx,
                      float *dW, float *dU, float *db, float *dh0, float *dc0) {
     if (!r->have_fwd) return NNC_E_ARG;
@@ -644,19 +718,14 @@ int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float 
          * one thread, then the two weight-gradient tasks side by side, each single-threaded
          * (a GEMM column does not depend on how N is split, so the whole-batch loop below that
          * one thread runs gives the same bits). */
-#pragma omp parallel num_threads(nt)
-        for (int64_t t1 = T; t1 > 0; t1 = ((t1 - 1) / tc) * tc) {
-            const int64_t t0 = ((t1 - 1) / tc) * tc;
-#pragma omp for schedule(static)
-            for (int64_t c = 0; c < nch; c++) {
-                int64_t r0 = c * B / nch, r1 = (c + 1) * B / nch;
-                for (int64_t t = t1 - 1; t >= t0; t--)
-                    RNN_ERR(st, bwd_step(r, k, t, r0, r1 - r0, dyseq, t0 * B, db != NULL, 1));
-            }
-#pragma omp for schedule(static)
-            for (int task = 0; task < 2; task++)
-                RNN_ERR(st, chunk_grads(r, task, t0, t1, dW, dU, dba, dx != NULL, 1));
+        rnn_bwd_par j = {r, k, dyseq, dW, dU, dba, nch, 0, 0, db != NULL, dx != NULL, 0};
+        for (int64_t t1 = T; t1 > 0 && !j.st; t1 = ((t1 - 1) / tc) * tc) {
+            j.t0 = ((t1 - 1) / tc) * tc;
+            j.t1 = t1;
+            nnc_parallel_run(nt, nch, bwd_chunk, &j);
+            if (!j.st) nnc_parallel_run(nt, 2, bwd_grads, &j);
         }
+        st = j.st;
     } else {
         for (int64_t t1 = T; t1 > 0 && !st; t1 = ((t1 - 1) / tc) * tc) {
             const int64_t t0 = ((t1 - 1) / tc) * tc;
@@ -673,22 +742,7 @@ int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float 
     if (!dx) return 0;
 
     /* dX back to batch-major (and original time order), through the input mask. */
-    float *dxt = r->dxt.p;
-    const int back = r->d.go_backwards;
-    const float *imask = r->imask;
-    int ntc = nnc_threads_for((double)TB * I * 4, B);
-#pragma omp parallel for num_threads(ntc) schedule(static)
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t t = 0; t < T; t++) {
-            int64_t s = back ? T - 1 - t : t;
-            const float *src = dxt + (t * B + b) * I;
-            float *dst = dx + (b * T + s) * I;
-            if (imask) {
-                const float *m = imask + b * I;
-                for (int64_t i = 0; i < I; i++) dst[i] = src[i] * m[i];
-            } else {
-                memcpy(dst, src, (size_t)I * sizeof(float));
-            }
-        }
+    rnn_par j = {r, k, NULL, NULL, dx, NULL, 0, r->d.go_backwards, 0};
+    nnc_parallel_ranges(B, 1, nnc_threads_for((double)TB * I * 4, B), bwd_transpose, &j);
     return 0;
 }

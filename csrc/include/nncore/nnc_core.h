@@ -24,15 +24,27 @@ const char *nnc_isa_name(int isa);
 int nnc_isa_supported(int isa);   /* what the CPU and OS allow */
 int nnc_openmp_enabled(void);     /* built with OpenMP? */
 
-/* Threads (one OpenMP pool). The setting is process-wide; every parallel region uses
- * nnc_threads_for(work) = min(setting, omp_get_max_threads(), useful) so threadpoolctl
- * limits are honoured. After fork() the child is forced to 1 thread (libgomp is not fork-safe). */
+/* Threads (nncore's own pool, threads.c). The setting is process-wide; every parallel region uses
+ * nnc_threads_for(work) = min(setting, omp_get_max_threads(), useful) so OMP_NUM_THREADS and
+ * threadpoolctl limits are honoured. */
 void nnc_set_num_threads(int n);  /* n >= 1 */
 int nnc_get_num_threads(void);
 int nnc_default_num_threads(void);
-int nnc_forked_child(void);       /* 1 if this process is a fork child of one that used threads */
 /* Threads to use for a region doing `flops` worth of work split into `units` independent parts. */
 int nnc_threads_for(double flops, int64_t units);
+/* Runs fn(ctx, task, thread) for every task in [0, ntasks) on up to nt threads, the caller being
+ * thread 0; thread ids are < nt and unique among the tasks running at once (per-thread scratch).
+ * Tasks are claimed by the threads that are running, so results must not depend on which thread
+ * runs a task: fix task boundaries and the order partial results are combined by the problem. */
+typedef void (*nnc_task_fn)(void *ctx, int64_t task, int thread);
+void nnc_parallel_run(int nt, int64_t ntasks, nnc_task_fn fn, void *ctx);
+/* fn(ctx, begin, end) over [0, n) cut into ranges whose boundaries are multiples of `grain`
+ * (a few per thread); callers must give the same result for any cut. nt <= 1: one serial call. */
+typedef void (*nnc_range_fn)(void *ctx, int64_t begin, int64_t end);
+void nnc_parallel_ranges(int64_t n, int64_t grain, int nt, nnc_range_fn fn, void *ctx);
+/* Tests and benchmarks: workers sleep `us` before each claim; the spin budget before sleeping. */
+void nnc_pool_set_test_delay(int64_t us);
+void nnc_pool_set_spin_us(double us);
 
 /* Activation ids shared by the GEMM epilogue, the elementwise kernels and the layers.
  * Keras names: linear, relu, sigmoid, tanh, softmax, leaky_relu, elu, gelu (erf form, Keras's
