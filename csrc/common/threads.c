@@ -242,11 +242,25 @@ static int spin_until(const uint64_t *word, uint64_t v, int want_change, int shi
     }
 }
 
-/* Claims and runs tasks of generation `gen` until none is left, then counts them as done. */
+/* Adds a thread's finished tasks to the job's count; the one that completes it wakes the caller. */
+static void count_done(nnc_pool *p, uint64_t k, int tid) {
+    if (k && __atomic_add_fetch(&p->done, k, __ATOMIC_SEQ_CST) == (uint64_t)LD(&p->ntasks) &&
+        tid > 0 && LD(&p->caller_asleep)) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_signal(&p->done_cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+/* Claims and runs tasks of generation `gen` until none is left, then counts them as done (one
+ * atomic add per thread and job, not per task: the count's cache line is not handed between
+ * cores after every task). */
 static void run_tasks(nnc_pool *p, uint32_t gen, int tid) {
     uint64_t mine = 0;
     for (;;) {
-        if (tid > 0 && g_test_delay_us > 0) {
+        if (tid > 0 && g_test_delay_us > 0) { /* a worker the kernel runs late, between claims */
+            count_done(p, mine, tid);
+            mine = 0;
             struct timespec d = {(time_t)(g_test_delay_us / 1000000),
                                  (long)(g_test_delay_us % 1000000) * 1000};
             nanosleep(&d, NULL);
@@ -266,13 +280,7 @@ static void run_tasks(nnc_pool *p, uint32_t gen, int tid) {
         fn(ctx, i, tid);
         mine++;
     }
-    if (mine == 0) return;
-    if (__atomic_add_fetch(&p->done, mine, __ATOMIC_SEQ_CST) == (uint64_t)LD(&p->ntasks) &&
-        tid > 0 && LD(&p->caller_asleep)) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_signal(&p->done_cv);
-        pthread_mutex_unlock(&p->mu);
-    }
+    count_done(p, mine, tid);
 }
 
 static void *worker_main(void *arg) {
