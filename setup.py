@@ -78,13 +78,18 @@ if not omp_c and sys.platform != "win32":
           f"* compiler with OpenMP (gcc, or clang with libomp) for multi-threaded kernels.\n{bar}\n",
           file=sys.stderr)
 
+sanitize = ""
 if sys.platform == "win32":
     cflags = ["/O2"]
 else:
     cflags = ["-O3", "-std=c11", "-fno-math-errno", "-fvisibility=hidden",
               "-Wall", "-Wno-unused-function", "-Wno-unknown-pragmas"]
-    if os.environ.get("NNCORE_DEBUG"):
-        cflags = ["-O1", "-g", "-std=c11", "-fsanitize=address,undefined"]
+    # NNCORE_SANITIZE=address,undefined (any -fsanitize= list): the C core built for the
+    # sanitizers (tools/sanitize.sh runs the tests under it). NNCORE_DEBUG=1 means address,undefined.
+    sanitize = os.environ.get("NNCORE_SANITIZE") or ("address,undefined" if os.environ.get("NNCORE_DEBUG") else "")
+    if sanitize:
+        cflags = ["-O1", "-g", "-std=c11", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all",
+                  "-fsanitize=" + sanitize, "-Wall", "-Wno-unused-function", "-Wno-unknown-pragmas"]
 
 sources = ["nncore/_kernels.pyx"] + sorted(glob.glob("csrc/**/*.c", recursive=True))
 
@@ -109,7 +114,7 @@ ext = Extension(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
                    ("NNCORE_OPENMP_HOW", '"%s"' % omp_how)] + build_macros,
     extra_compile_args=cflags + omp_c,
-    extra_link_args=omp_l + (["-fsanitize=address,undefined"] if os.environ.get("NNCORE_DEBUG") else []),
+    extra_link_args=omp_l + (["-fsanitize=" + sanitize] if sanitize else []),
     depends=sorted(glob.glob("csrc/**/*.h", recursive=True)) + sorted(glob.glob("nncore/*.pxi")),
 )
 
