@@ -180,8 +180,8 @@ static inline __attribute__((always_inline)) void out_tile(const float *m, int64
             if (act) {
                 vi16 pos = v > vz;
                 v = (vf16)(((vi16)v & pos) | ((vi16)(v * vneg) & ~pos));
-                vi16 lo = v < vhi;
-                v = (vf16)(((vi16)v & lo) | ((vi16)vhi & ~lo));
+                vi16 gt = v > vhi; /* not v < hi: a NaN must stay NaN */
+                v = (vf16)(((vi16)vhi & gt) | ((vi16)v & ~gt));
             }
             VST(pout[i] + f, v);
         }

@@ -154,7 +154,7 @@ static int act_ok(int act) {
 
 static float act1(float v, int act, float slope) {
     switch (act) {
-    case NNC_ACT_RELU: return v > 0.f ? v : 0.f;
+    case NNC_ACT_RELU: return v < 0.f ? 0.f : v; /* NaN stays NaN */
     case NNC_ACT_LEAKY_RELU: return v > 0.f ? v : v * slope;
     case NNC_ACT_RELU6: return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
     default: return v;

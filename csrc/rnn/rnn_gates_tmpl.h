@@ -70,7 +70,7 @@ static inline A void FN(r_act)(int act, float *restrict x, int64_t n) {
         for (int64_t j = 0; j < n; j++) x[j] = FN(r_sigmoid)(x[j]);
         break;
     case NNC_ACT_RELU:
-        for (int64_t j = 0; j < n; j++) x[j] = x[j] > 0.f ? x[j] : 0.f;
+        for (int64_t j = 0; j < n; j++) x[j] = x[j] < 0.f ? 0.f : x[j]; /* NaN stays NaN */
         break;
     case NNC_ACT_HARD_SIGMOID: /* Keras 3: clip(x / 6 + 0.5, 0, 1) */
         for (int64_t j = 0; j < n; j++) {

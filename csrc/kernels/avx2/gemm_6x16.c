@@ -15,10 +15,11 @@
 NNC_TARGET_AVX2 static inline __m256 ep_act(__m256 v, int act, __m256 slope) {
     const __m256 zero = _mm256_setzero_ps();
     switch (act) {
-    case NNC_ACT_RELU: return _mm256_max_ps(v, zero);
+    /* max/min return their second operand when one is NaN: v second, so NaN propagates */
+    case NNC_ACT_RELU: return _mm256_max_ps(zero, v);
     case NNC_ACT_LEAKY_RELU:
         return _mm256_blendv_ps(_mm256_mul_ps(v, slope), v, _mm256_cmp_ps(v, zero, _CMP_GT_OQ));
-    case NNC_ACT_RELU6: return _mm256_min_ps(_mm256_max_ps(v, zero), _mm256_set1_ps(6.f));
+    case NNC_ACT_RELU6: return _mm256_min_ps(_mm256_set1_ps(6.f), _mm256_max_ps(zero, v));
     default: return v;
     }
 }

@@ -16,10 +16,11 @@
 NNC_TARGET_AVX512 static inline __m512 ep_act512(__m512 v, int act, __m512 slope) {
     const __m512 zero = _mm512_setzero_ps();
     switch (act) {
-    case NNC_ACT_RELU: return _mm512_max_ps(v, zero);
+    /* max/min return their second operand when one is NaN: v second, so NaN propagates */
+    case NNC_ACT_RELU: return _mm512_max_ps(zero, v);
     case NNC_ACT_LEAKY_RELU:
         return _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LE_OQ), v, slope);
-    case NNC_ACT_RELU6: return _mm512_min_ps(_mm512_max_ps(v, zero), _mm512_set1_ps(6.f));
+    case NNC_ACT_RELU6: return _mm512_min_ps(_mm512_set1_ps(6.f), _mm512_max_ps(zero, v));
     default: return v;
     }
 }

@@ -11,7 +11,7 @@
 
 static inline float ep_act1(float v, int act, float slope) {
     switch (act) {
-    case NNC_ACT_RELU: return v > 0.f ? v : 0.f;
+    case NNC_ACT_RELU: return v < 0.f ? 0.f : v; /* NaN stays NaN */
     case NNC_ACT_LEAKY_RELU: return v > 0.f ? v : v * slope;
     case NNC_ACT_RELU6: return v < 0.f ? 0.f : (v > 6.f ? 6.f : v);
     default: return v;
