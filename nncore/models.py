@@ -42,6 +42,46 @@ def _as_float32(x, what):
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
+def _check_positive_int(v, name, allow_none=False):
+    if v is None and allow_none:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {v!r}")
+
+
+def _check_fit_args(batch_size, epochs, verbose, validation_split, shuffle, initial_epoch,
+                    steps_per_epoch, validation_steps, validation_batch_size, validation_freq):
+    """Every fit argument that is not data, checked before anything runs. Returns the verbosity
+    and a predicate telling after which epochs (1-based) validation runs."""
+    _check_positive_int(batch_size, "batch_size", allow_none=True)
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) or initial_epoch < 0:
+        raise ValueError(f"initial_epoch must be a non-negative int, got {initial_epoch!r}")
+    if verbose not in ("auto", 0, 1, 2) or isinstance(verbose, bool):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= float(validation_split) < 1.0:
+        raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    _check_positive_int(steps_per_epoch, "steps_per_epoch", allow_none=True)
+    _check_positive_int(validation_steps, "validation_steps", allow_none=True)
+    _check_positive_int(validation_batch_size, "validation_batch_size", allow_none=True)
+    if isinstance(validation_freq, (int, np.integer)) and not isinstance(validation_freq, bool):
+        if validation_freq < 1:
+            raise ValueError(f"validation_freq must be a positive int or a collection of epochs, got {validation_freq!r}")
+        freq = int(validation_freq)
+        val_epochs = lambda e: e % freq == 0  # noqa: E731
+    elif isinstance(validation_freq, (list, tuple, set, range)) and all(
+            isinstance(e, (int, np.integer)) and not isinstance(e, bool) and e >= 1 for e in validation_freq):
+        chosen = {int(e) for e in validation_freq}
+        val_epochs = chosen.__contains__
+    else:
+        raise ValueError(f"validation_freq must be a positive int or a collection of epochs (>= 1), got {validation_freq!r}")
+    return (1 if verbose == "auto" else int(verbose)), val_epochs
+
+
 class Sequential:
     """A linear stack of layers, as `keras.Sequential`."""
 
@@ -401,6 +441,11 @@ class Sequential:
                                 if a.size == n and out > 1 else ""))
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{what} contains NaN or infinity")
+        if self.loss.kind in (losses_mod.BINARY_CE, losses_mod.BINARY_FOCAL_CE,
+                              losses_mod.CATEGORICAL_CE) and a.size and (a.min() < 0 or a.max() > 1):
+            bad = a[(a < 0) | (a > 1)].flat[0]
+            raise ValueError(f"{what} has target {bad:g}, but {self.loss.name} takes targets in [0, 1] "
+                             f"(probabilities or 0/1 labels)")
         return a.reshape(n, out)
 
     def _prepare_sw(self, sample_weight, class_weight, y, n):
@@ -421,10 +466,19 @@ class Sequential:
             n_classes = max(int(np.prod(self._out_shape)), 2)
             table = np.ones(n_classes, dtype=np.float32)
             for k, v in class_weight.items():
+                if isinstance(k, bool) or not isinstance(k, (int, np.integer, float, np.floating)) \
+                        or float(k) != int(k):
+                    raise ValueError(f"class_weight keys must be integer class labels, got {k!r}")
                 k = int(k)
                 if not 0 <= k < n_classes:
                     raise ValueError(f"class_weight has class {k}, but the model has classes 0..{n_classes - 1}")
-                table[k] = float(v)
+                try:
+                    v = float(v)
+                except (TypeError, ValueError):
+                    raise TypeError(f"class_weight[{k}] must be a number, got {v!r}") from None
+                if not np.isfinite(v) or v < 0:
+                    raise ValueError(f"class_weight[{k}] must be finite and >= 0, got {v}")
+                table[k] = v
             cw = table[lab]
             sw = cw if sw is None else sw * cw
         return None if sw is None else np.ascontiguousarray(sw, dtype=np.float32)
@@ -436,14 +490,11 @@ class Sequential:
             validation_batch_size=None, validation_freq=1):
         self._require_compiled("fit")
         asked_bs = batch_size
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
-                batch_size, (int, np.integer)) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
-        if not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
-        verbose = 1 if verbose == "auto" else int(verbose)
+        verbose, val_epochs = _check_fit_args(
+            batch_size=batch_size, epochs=epochs, verbose=verbose, validation_split=validation_split,
+            shuffle=shuffle, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps, validation_batch_size=validation_batch_size,
+            validation_freq=validation_freq)
         X, Y, SW = self._prepare_data(x, y, sample_weight)
         n = X.shape[0]
         val = None
@@ -514,7 +565,7 @@ class Sequential:
                 progbar.progress(s0 + nb, logs)
                 if self.stop_training:
                     break
-            if val is not None and (epoch + 1) % validation_freq == 0:
+            if val is not None and val_epochs(epoch + 1):
                 vlogs = self._evaluate_arrays(*val, validation_batch_size or batch_size)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             cb.on_epoch_end(epoch, logs)
@@ -538,6 +589,7 @@ class Sequential:
                  steps=None, callbacks=None, return_dict=False):
         self._require_compiled("evaluate")
         X, Y, SW = self._prepare_data(x, y, sample_weight)
+        _check_positive_int(batch_size, "batch_size", allow_none=True)
         logs = self._evaluate_arrays(X, Y, SW, self._batch_for(
             X.shape[0], None if batch_size is None else int(batch_size), "evaluate"))
         if return_dict:
@@ -554,7 +606,9 @@ class Sequential:
         else:
             X = self._prepare_x(x)
             seq = self._seq
-        batch_size = self._batch_for(X.shape[0], batch_size, "predict")
+        _check_positive_int(batch_size, "batch_size", allow_none=True)
+        batch_size = self._batch_for(X.shape[0], None if batch_size is None else int(batch_size),
+                                     "predict")
         out = np.empty((X.shape[0], seq.out_size), dtype=np.float32)
         with self._lock:
             seq.predict(X, batch_size, out)
