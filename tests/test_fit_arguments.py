@@ -105,3 +105,23 @@ def test_validation_freq_collection_runs_on_those_epochs():
     seen.clear()
     m.fit(x, y, epochs=4, verbose=0, validation_data=(x, y), validation_freq=3, callbacks=[cb])
     assert seen == [False, False, True, False]
+
+
+@pytest.mark.parametrize("kw", [{"dropout": 0.3}, {"recurrent_dropout": 0.3}])
+def test_recurrent_dropout_follows_set_random_seed(kw):
+    """Two runs seeded alike train to the same weights (one thread and two)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6, 3)).astype(np.float32)
+    y = x[:, -1, :1].copy()
+
+    def run():
+        nn.utils.set_random_seed(7)
+        m = nn.Sequential([layers.LSTM(5, input_shape=(6, 3), **kw), layers.Dense(1)])
+        m.compile(optimizer="adam", loss="mse")
+        m.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        return m.get_weights()
+    for nt in (1, 2):
+        with nn.threads(nt):
+            a, b = run(), run()
+        for u, v in zip(a, b):
+            assert np.array_equal(u, v)

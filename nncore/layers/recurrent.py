@@ -7,7 +7,7 @@ return_state and initial states are available (a Sequential has one tensor betwe
 import numpy as np
 
 from .. import _kernels as K
-from .. import activations, initializers
+from .. import activations, initializers, utils
 from ..ops import rnn as rops
 from .base import Layer, _default_name
 
@@ -102,7 +102,8 @@ class _RNNBase(Layer):
         self.use_cudnn = use_cudnn
         # Keras: a masked step outputs the previous output (False) or zeros (True)
         self.zero_output_for_mask = bool(zero_output_for_mask)
-        self._rng = np.random.default_rng(seed)
+        # seed=None: drawn from nncore's generator, so nn.utils.set_random_seed fixes the dropout
+        self._rng = np.random.default_rng(int(utils.rng().integers(0, 2**63 - 1)) if seed is None else seed)
 
     # ---- shapes and weights -------------------------------------------------------------
     def _check_input_shape(self, input_shape):
