@@ -8,7 +8,17 @@
 """
 __version__ = "0.1.0"
 
-from . import _kernels  # noqa: F401  (initialises ISA dispatch)
+try:
+    from . import _kernels  # noqa: F401  (initialises ISA dispatch)
+except ImportError as _e:  # the source tree has no compiled core: say so, not "circular import"
+    import os as _os
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    if not any(f.startswith("_kernels") and f.endswith((".so", ".pyd")) for f in _os.listdir(_here)):
+        raise ImportError(
+            f"nncore is being imported from its source folder ({_here}), which has no compiled "
+            f"core: run Python from another folder to use the installed nncore, or build in "
+            f"place with `pip install -e .`") from None
+    raise
 from ._config import config, get_num_threads, set_num_threads, show_config, threads
 from . import activations, callbacks, datasets, initializers, layers, losses, metrics, ops, optimizers, utils
 from . import models

@@ -1,4 +1,6 @@
 """Bad input gets a clear ValueError/TypeError naming the problem, never a crash."""
+import os
+
 import numpy as np
 import pytest
 
@@ -178,3 +180,18 @@ def test_param_ranges_are_checked(model, offsets, sizes):
     before = model.get_weights()[0].copy()
     model.fit(X, Y, epochs=1, batch_size=10, verbose=0)
     assert not np.array_equal(before, model.get_weights()[0])
+
+
+def test_import_from_a_source_tree_without_the_compiled_core_says_so(tmp_path):
+    """`import nncore` from a checkout that was installed with `pip install .` (so the folder has
+    no compiled core) explains what to do instead of a "circular import" error."""
+    import shutil
+    import subprocess
+    import sys
+    src = os.path.dirname(nn.__file__)
+    shutil.copytree(src, tmp_path / "nncore", ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    r = subprocess.run([sys.executable, "-S", "-c", "import nncore"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "source folder" in r.stderr and "pip install -e ." in r.stderr
+    assert "circular import" not in r.stderr
