@@ -195,3 +195,28 @@ def test_import_from_a_source_tree_without_the_compiled_core_says_so(tmp_path):
     assert r.returncode != 0
     assert "source folder" in r.stderr and "pip install -e ." in r.stderr
     assert "circular import" not in r.stderr
+
+
+@pytest.mark.parametrize("bad", [np.ones((2, 5, 5, 3), np.complex64), np.full((2, 5, 5, 3), "a"),
+                                 np.ones((2, 5, 5, 3), bool)], ids=["complex", "str", "bool"])
+def test_ops_refuse_non_real_arrays_like_matmul(bad):
+    """conv, pooling and recurrent ops take real numbers only, as nn.ops.matmul does: complex is
+    refused (never cast with a warning), strings and bool too."""
+    w = np.ones((3, 3, 3, 4), np.float32)
+    with pytest.raises(TypeError, match="real numbers"):
+        nn.ops.conv2d(bad, w)
+    with pytest.raises(TypeError, match="real numbers"):
+        nn.ops.conv2d(np.ones((2, 5, 5, 3), np.float32), bad[:1, :3, :3, :].reshape(3, 3, 1, 3).repeat(1, 2))
+    with pytest.raises(TypeError, match="real numbers"):
+        nn.ops.max_pool2d(bad, 2)
+    seq = bad.reshape(2, 25, 3)
+    with pytest.raises(TypeError, match="real numbers"):
+        nn.ops.lstm(seq, np.ones((3, 16), np.float32), np.ones((4, 16), np.float32))
+
+
+def test_rnn_dropout_masks_must_be_finite():
+    x = np.ones((2, 4, 3), np.float32)
+    m = np.ones((2, 3), np.float32)
+    m[1, 2] = np.nan
+    with pytest.raises(ValueError, match="dropout_mask contains NaN"):
+        nn.ops.lstm(x, np.ones((3, 8), np.float32), np.ones((2, 8), np.float32), dropout_mask=m)

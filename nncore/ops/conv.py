@@ -26,6 +26,7 @@ import threading
 import numpy as np
 
 from .. import _kernels as K
+from .matmul import _as_f32
 
 __all__ = [
     "conv1d", "conv1d_backward", "conv2d", "conv2d_backward",
@@ -39,14 +40,6 @@ __all__ = [
 
 # Activations fused into the GEMM epilogue (linear, relu, leaky_relu, relu6; ids from nnc_core.h).
 _FUSED = (0, 1, 5, 11)
-
-
-def _as_f32(a, name):
-    try:
-        a = np.ascontiguousarray(a, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{name}: cannot convert to a float32 array ({e})") from None
-    return a
 
 
 def _resolve_act(activation):

@@ -13,6 +13,7 @@ reset_after=True (the default) else [3H]; SimpleRNN h_t = act(x_t W + h_{t-1} U 
 import numpy as np
 
 from .. import _kernels as K
+from .matmul import _as_f32
 
 __all__ = ["lstm", "gru", "simple_rnn", "lstm_backward", "gru_backward", "simple_rnn_backward",
            "RNNContext", "RNN_ACTIVATIONS"]
@@ -37,14 +38,6 @@ def activation_id(act, what="activation"):
                      f"supported: {sorted(RNN_ACTIVATIONS)}")
 
 
-def _f32(a, name):
-    try:
-        arr = np.ascontiguousarray(a, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{name} must be a numeric array, got {type(a).__name__}") from e
-    return arr
-
-
 def _check_finite(a, name):
     if a.size and not np.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or infinity")
@@ -53,7 +46,7 @@ def _check_finite(a, name):
 def _validate(kind, x, kernel, recurrent_kernel, bias, reset_after):
     G = _GATES[kind]
     lname = _NAMES[kind]
-    x = _f32(x, "x")
+    x = _as_f32(x, "x")
     if x.ndim != 3:
         raise ValueError(f"{lname} expects a 3-D input [batch, timesteps, features], "
                          f"got shape {x.shape}")
@@ -64,8 +57,8 @@ def _validate(kind, x, kernel, recurrent_kernel, bias, reset_after):
         raise ValueError(f"{lname} input has a batch of zero (shape {x.shape})")
     if I == 0:
         raise ValueError(f"{lname} input has zero features (shape {x.shape})")
-    W = _f32(kernel, "kernel")
-    U = _f32(recurrent_kernel, "recurrent_kernel")
+    W = _as_f32(kernel, "kernel")
+    U = _as_f32(recurrent_kernel, "recurrent_kernel")
     if W.ndim != 2 or W.shape[1] % G or W.shape[1] == 0:
         raise ValueError(f"{lname} kernel must have shape [features, {G}*units], got {W.shape}")
     H = W.shape[1] // G
@@ -77,7 +70,7 @@ def _validate(kind, x, kernel, recurrent_kernel, bias, reset_after):
                          f"got {U.shape}")
     b = None
     if bias is not None:
-        b = _f32(bias, "bias")
+        b = _as_f32(bias, "bias")
         want = (2, G * H) if (kind == "gru" and reset_after) else (G * H,)
         if b.shape != want:
             raise ValueError(f"{lname} bias must have shape {want}, got {b.shape}"
@@ -90,7 +83,7 @@ def _validate(kind, x, kernel, recurrent_kernel, bias, reset_after):
 
 
 def _state(s, B, H, name):
-    a = _f32(s, name)
+    a = _as_f32(s, name)
     if a.shape != (B, H):
         raise ValueError(f"{name} must have shape {(B, H)}, got {a.shape}")
     _check_finite(a, name)
@@ -114,9 +107,10 @@ def _initial_states(kind, initial_state, B, H):
 def _mask(m, shape, name):
     if m is None:
         return None
-    a = _f32(m, name)
+    a = _as_f32(m, name)
     if a.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+    _check_finite(a, name)
     return a
 
 
@@ -158,7 +152,7 @@ class RNNContext:
         yshape = (B, T, H) if self.return_sequences else (B, H)
         dyv = None
         if dy is not None:
-            dyv = _f32(dy, "dy")
+            dyv = _as_f32(dy, "dy")
             if dyv.shape != yshape:
                 raise ValueError(f"dy must have the output's shape {yshape}, got {dyv.shape}")
         n = 2 if self.kind == "lstm" else 1
