@@ -40,16 +40,28 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value):
-        self._learning_rate = value if callable(value) else float(value)
+        if not callable(value):
+            value = float(value)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{self.name}: learning_rate must be finite and >= 0, got {value}")
+        self._learning_rate = value
 
     def learning_rates(self, first_step, n):
         """Learning rate of each of the next n steps (schedules are evaluated per step)."""
         lr = self._learning_rate
         if isinstance(lr, tuple(schedules._CLASSES.values())):  # ours take arrays: one call per chunk
-            return np.ascontiguousarray(lr(np.arange(first_step, first_step + n)), dtype=np.float32).reshape(n)
-        if callable(lr):  # functions and user schedules get a scalar step, as in Keras
-            return np.array([float(lr(first_step + i)) for i in range(n)], dtype=np.float32)
-        return np.full(n, lr, dtype=np.float32)
+            out = np.ascontiguousarray(lr(np.arange(first_step, first_step + n)), dtype=np.float32).reshape(n)
+        elif callable(lr):  # functions and user schedules get a scalar step, as in Keras
+            out = np.array([float(lr(first_step + i)) for i in range(n)], dtype=np.float32)
+        else:
+            out = np.full(n, lr, dtype=np.float32)
+        # checked before the steps run: a NaN or negative rate would train to NaN weights
+        ok = np.isfinite(out) & (out >= 0)
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            raise ValueError(f"{self.name}: the learning rate for step {first_step + i} is {out[i]}; "
+                             f"it must be finite and >= 0")
+        return out
 
     def engine_config(self):
         return {"kind": self.kind, "weight_decay": self.weight_decay or 0.0, "clipnorm": self.clipnorm,

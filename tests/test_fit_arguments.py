@@ -125,3 +125,26 @@ def test_recurrent_dropout_follows_set_random_seed(kw):
             a, b = run(), run()
         for u, v in zip(a, b):
             assert np.array_equal(u, v)
+
+
+def test_nan_learning_rate_is_refused_before_any_step():
+    m = _model()
+    x, y = _data()
+    with pytest.raises(ValueError, match="learning_rate"):
+        m.optimizer.learning_rate = float("nan")
+    m.optimizer._learning_rate = float("nan")  # bypassing the setter is still caught at fit
+    before = m.get_weights()
+    with pytest.raises(ValueError, match="learning rate"):
+        m.fit(x, y, epochs=1, verbose=0)
+    _unchanged(m, before)
+
+
+def test_schedule_returning_nan_is_refused():
+    m = _model()
+    x, y = _data()
+    m.compile(optimizer=nn.optimizers.Adam(learning_rate=lambda step: float("nan") if step >= 1 else 1e-3),
+              loss="binary_crossentropy")
+    with pytest.raises(ValueError, match="learning rate for step 1"):
+        m.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    for w in m.get_weights():
+        assert np.all(np.isfinite(w))
