@@ -42,3 +42,15 @@ def test_conv_epilogue_keeps_nan(isa, act, c, f, strides):
     lin = nn.ops.conv2d(x, w, strides=strides, padding="same")
     assert np.isnan(lin).any()
     assert np.array_equal(np.isnan(y), np.isnan(lin)), "NaN outputs must stay NaN after the epilogue"
+
+
+@pytest.mark.parametrize("pos", [(0, 0), (0, 1), (1, 0), (1, 1)])
+def test_max_pool_nan_propagates_wherever_it_is(isa, pos):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(1, 4, 4, 19)).astype(np.float32)
+    x[0, pos[0], pos[1], 5] = np.nan
+    y = nn.ops.max_pool2d(x, 2)
+    assert np.isnan(y[0, 0, 0, 5])
+    assert np.isnan(y).sum() == 1
+    g = nn.ops.global_max_pool2d(x)
+    assert np.isnan(g[0, 5]) and np.isnan(g).sum() == 1

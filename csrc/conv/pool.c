@@ -14,6 +14,10 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
+/* v replaces the running maximum m: when larger, or when it is the first NaN (NaN propagates
+ * as in NumPy and PyTorch, whatever its position in the window). */
+#define NAN_MAX_WINS(v, m) ((v) > (m) || ((v) != (v) && (m) == (m)))
+
 /* ---------------- bodies ---------------- */
 
 ALWAYS_INLINE void maxpool_fwd_rows(const nnc_pool2d_geom *g, const float *x, float *y,
@@ -42,12 +46,12 @@ ALWAYS_INLINE void maxpool_fwd_rows(const nnc_pool2d_geom *g, const float *x, fl
                         first = 0;
                     } else if (ao) {
                         for (int64_t c = 0; c < C; c++) {
-                            const int gt = xp[c] > yo[c];
+                            const int gt = NAN_MAX_WINS(xp[c], yo[c]);
                             yo[c] = gt ? xp[c] : yo[c];
                             ao[c] = gt ? pos : ao[c];
                         }
                     } else {
-                        for (int64_t c = 0; c < C; c++) yo[c] = xp[c] > yo[c] ? xp[c] : yo[c];
+                        for (int64_t c = 0; c < C; c++) yo[c] = NAN_MAX_WINS(xp[c], yo[c]) ? xp[c] : yo[c];
                     }
                 }
         }
@@ -133,7 +137,7 @@ ALWAYS_INLINE void gpool_fwd_imgs(int is_max, const float *x, int64_t S, int64_t
         for (int64_t s = 1; s < S; s++) {
             const float *xs = xn + s * C;
             if (is_max)
-                for (int64_t c = 0; c < C; c++) yn[c] = xs[c] > yn[c] ? xs[c] : yn[c];
+                for (int64_t c = 0; c < C; c++) yn[c] = NAN_MAX_WINS(xs[c], yn[c]) ? xs[c] : yn[c];
             else
                 for (int64_t c = 0; c < C; c++) yn[c] += xs[c];
         }
@@ -317,7 +321,8 @@ static void gmax_bwd_range(void *p, int64_t a, int64_t b) {
         memset(dn, 0, (size_t)(S * C) * sizeof(float));
         for (int64_t c = 0; c < C; c++) {
             int64_t s = 0;
-            while (s < S - 1 && !(xn[s * C + c] == yn[c])) s++;
+            const int nan = yn[c] != yn[c]; /* the forward kept the first NaN */
+            while (s < S - 1 && !(nan ? xn[s * C + c] != xn[s * C + c] : xn[s * C + c] == yn[c])) s++;
             dn[s * C + c] = gn[c];
         }
     }
