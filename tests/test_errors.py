@@ -220,3 +220,45 @@ def test_rnn_dropout_masks_must_be_finite():
     m[1, 2] = np.nan
     with pytest.raises(ValueError, match="dropout_mask contains NaN"):
         nn.ops.lstm(x, np.ones((3, 8), np.float32), np.ones((2, 8), np.float32), dropout_mask=m)
+
+
+def test_conv_context_owns_what_its_backward_needs():
+    """A conv context used from another thread while its creating thread runs more forwards of
+    the same geometry (other kernels) gives the gradients it gave alone."""
+    import threading
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(4, 9, 9, 8)).astype(np.float32)
+    w = rng.normal(size=(3, 3, 8, 16)).astype(np.float32)
+    dy = rng.normal(size=(4, 9, 9, 16)).astype(np.float32)
+    y, ctx = nn.ops.conv2d(x, w, padding="same", activation="relu", return_context=True)
+    expect = nn.ops.conv2d_backward(ctx, dy)
+    y2, ctx2 = nn.ops.conv2d(x, w, padding="same", activation="relu", return_context=True)
+    assert np.array_equal(y, y2)
+    stop, errors, got = threading.Event(), [], []
+
+    def other_forwards():
+        r = np.random.default_rng(5)
+        while not stop.is_set():
+            nn.ops.conv2d(x, r.normal(size=w.shape).astype(np.float32), padding="same", activation="relu")
+
+    t = threading.Thread(target=other_forwards)
+    t.start()
+    try:
+        def backwards():
+            try:
+                for _ in range(20):
+                    got.append(nn.ops.conv2d_backward(ctx2, dy))
+            except Exception as e:  # pragma: no cover
+                errors.append(e)
+        b = threading.Thread(target=backwards)
+        b.start()
+        b.join(60)
+        for _ in range(20):  # and forwards of the creating thread, interleaved
+            nn.ops.conv2d(x, w * 2, padding="same")
+    finally:
+        stop.set()
+        t.join(60)
+    assert not errors and len(got) == 20
+    for g in got:
+        for a, e in zip(g, expect):
+            assert np.array_equal(a, e)

@@ -95,8 +95,11 @@ def conv_output_length(length, k, stride, padding, dilation=1):
 
 
 class ConvContext:
-    """What conv1d/conv2d_backward need: input, kernel, bias, output, activation, plan."""
-    __slots__ = ("x", "kernel", "bias", "y", "z", "act", "alpha", "plan", "ndim", "x_shape", "k_shape")
+    """What conv1d/conv2d_backward need: input, kernel, bias, output, activation, and a plan of
+    its own (not the thread's cached one, whose packed weights and scratch other forwards reuse),
+    used under the context's lock, so a context may go to another thread."""
+    __slots__ = ("x", "kernel", "bias", "y", "z", "act", "alpha", "plan", "ndim", "x_shape", "k_shape",
+                 "lock")
 
     def __repr__(self):
         return f"ConvContext(x{self.x_shape}, kernel{self.k_shape}, act={self.act})"
@@ -113,11 +116,14 @@ class PoolContext:
 _local = threading.local()
 
 
-def _plan(geom):
-    """A Conv2DPlan per geometry, cached per Python thread (packing and scratch are reused)."""
+def _plan(geom, take=False):
+    """A Conv2DPlan per geometry, cached per Python thread (packing and scratch are reused);
+    take=True hands the plan over (to a context) and the cache makes a new one next time."""
     cache = getattr(_local, "plans", None)
     if cache is None:
         cache = _local.plans = {}
+    if take:
+        return cache.pop(geom, None) or K.Conv2DPlan(geom)
     p = cache.get(geom)
     if p is None:
         if len(cache) >= 32:
@@ -163,7 +169,7 @@ def _conv_forward(x, kernel, bias, strides, padding, dilation, activation, ndim,
         OH, pt = conv_output_length(H, KH, strides[0], padding, dilation[0])
     OW, pl = conv_output_length(W, KW, strides[1], padding, dilation[1])
     geom = (H, W, C, KH, KW, F, strides[0], strides[1], dilation[0], dilation[1], pt, pl, OH, OW)
-    plan = _plan(geom)
+    plan = _plan(geom, take=return_context)
     plan.set_weights(k4)
     y = np.empty((N, OH, OW, F), np.float32)
     z = None
@@ -180,6 +186,7 @@ def _conv_forward(x, kernel, bias, strides, padding, dilation, activation, ndim,
     ctx.x, ctx.kernel, ctx.bias, ctx.y = x4, k4, bias, y
     ctx.act, ctx.alpha, ctx.plan, ctx.ndim, ctx.z = act, alpha, plan, ndim, z
     ctx.x_shape, ctx.k_shape = x.shape, kernel.shape
+    ctx.lock = threading.Lock()
     return out, ctx
 
 
@@ -191,9 +198,12 @@ def _conv_backward(ctx, dy, ndim):
         raise ValueError(f"dy has shape {dy.shape}; the forward output had shape "
                          f"{ctx.y.shape if ndim == 2 else (ctx.y.shape[0],) + ctx.y.shape[2:]}")
     dy = dy.reshape(ctx.y.shape)
+    with ctx.lock:
+        return _conv_backward_locked(ctx, dy, ndim)
+
+
+def _conv_backward_locked(ctx, dy, ndim):
     plan = ctx.plan
-    if plan.w is not ctx.kernel:  # the cached plan may have served another call since
-        plan.set_weights(ctx.kernel)
     F = ctx.y.shape[-1]
     db = np.empty(F, np.float32) if ctx.bias is not None else None
     if ctx.act in _FUSED:
