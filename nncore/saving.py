@@ -48,6 +48,8 @@ def _write(path, header, arrays):
         blobs.append(b"\0" * pad)
         off += pad
     header = dict(header, arrays=manifest, data_bytes=off)
+    body = json.dumps(header, separators=(",", ":"))
+    header["header_sha256"] = hashlib.sha256(body.encode("utf-8")).hexdigest()
     hdr = json.dumps(header, separators=(",", ":")).encode("utf-8")
     pre = MAGIC + struct.pack("<Q", len(hdr)) + hdr
     pre += b"\0" * (-len(pre) % _ALIGN)
@@ -78,6 +80,11 @@ def _read(path, expect_format):
     if not isinstance(header, dict) or header.get("format") != expect_format:
         raise ValueError(f"{where} is not an nncore {expect_format.split('-')[1]} file "
                          f"(format {header.get('format') if isinstance(header, dict) else None!r})")
+    digest = header.pop("header_sha256", None)
+    if digest is not None:  # files from nncore 0.1.0 before this check have none
+        body = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        if hashlib.sha256(body).hexdigest() != digest:
+            raise ValueError(f"{where}: the header fails its checksum (file corrupt or tampered)")
     if header.get("version") != FORMAT_VERSION:
         raise ValueError(f"{where} was written by format version {header.get('version')!r}; "
                          f"this nncore reads version {FORMAT_VERSION}")
@@ -87,21 +94,29 @@ def _read(path, expect_format):
         raise ValueError(f"{where} is truncated or has trailing data "
                          f"(expected {start + int(header.get('data_bytes', 0))} bytes, found {len(data)})")
     arrays = {}
-    for m in header.get("arrays", []):
+    manifest = header.get("arrays", [])
+    if not isinstance(manifest, list) or not all(isinstance(m, dict) for m in manifest):
+        raise ValueError(f"{where}: the header's array list is malformed")
+    for m in manifest:
         try:
             dt = np.dtype(m["dtype"])
             shape = tuple(int(s) for s in m["shape"])
             off, nb = int(m["offset"]), int(m["nbytes"])
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{where}: bad array entry {m!r}: {e}") from None
-        if dt.kind not in "fiu" or dt.itemsize > 8 or any(s < 0 for s in shape):
+        if not isinstance(m.get("name"), str) or not (dt == np.float32 and dt.byteorder in "<=|") \
+                or any(s < 0 for s in shape):
+            # every array nncore writes is little-endian float32 (weights, optimizer slots)
             raise ValueError(f"{where}: array {m.get('name')!r} has an unsupported dtype or shape")
         if off < 0 or nb != int(np.prod(shape)) * dt.itemsize or start + off + nb > len(data):
             raise ValueError(f"{where}: array {m.get('name')!r} is out of bounds or has the wrong size")
         raw = data[start + off:start + off + nb]
         if hashlib.sha256(raw).hexdigest() != m.get("sha256"):
             raise ValueError(f"{where}: array {m.get('name')!r} fails its checksum (file corrupt or tampered)")
-        arrays[m["name"]] = np.frombuffer(raw, dtype=dt).reshape(shape).copy()
+        a = np.frombuffer(raw, dtype=dt).reshape(shape).copy()
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{where}: array {m['name']!r} holds NaN or infinity")
+        arrays[m["name"]] = a
     return header, arrays
 
 
@@ -113,6 +128,7 @@ def save_model(model, path, include_optimizer=True):
               "model_config": {"class_name": type(model).__name__, "config": model.get_config()},
               "compile_config": None}
     arrays = [(f"w{i}", w) for i, w in enumerate(model.get_weights())]
+    _check_finite_weights(model, arrays)
     if model._compiled:
         opt = model.optimizer
         header["compile_config"] = {
@@ -125,6 +141,14 @@ def save_model(model, path, include_optimizer=True):
             header["optimizer_state"] = {"iterations": int(opt.iterations), "n_slots": len(opt.slots)}
             arrays += [(f"slot{i}", s) for i, s in enumerate(opt.slots)]
     _write(path, header, arrays)
+
+
+def _check_finite_weights(model, arrays):
+    """One rule for save and load: a model with NaN/inf weights (a diverged fit) is refused."""
+    for name, a in arrays:
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"cannot save {model.name!r}: weight array {name} holds NaN or infinity "
+                             f"(training diverged); nncore refuses such files when loading too")
 
 
 def _optimizer_config(opt):
@@ -157,14 +181,31 @@ def _optimizer_from_config(d):
 
 
 def load_model(path, compile=True):
-    from . import losses
-    from .models import Sequential
     header, arrays = _read(path, "nncore-model")
+    try:
+        return _model_from_file(header, arrays, compile)
+    except ValueError:
+        raise
+    except (AttributeError, TypeError, KeyError, IndexError, OverflowError, RecursionError,
+            MemoryError) as e:  # a config of the wrong JSON types
+        raise ValueError(f"{os.fspath(path)!r}: the model file's config is malformed "
+                         f"({type(e).__name__}: {e})") from None
+
+
+def _model_from_file(header, arrays, compile):
+    from . import losses
+    from .layers import base
+    from .models import Sequential
     mc = header.get("model_config") or {}
-    if mc.get("class_name") != "Sequential":
-        raise ValueError(f"unknown model class {mc.get('class_name')!r} in model file")
-    model = Sequential.from_config(mc.get("config") or {})
-    model.build()
+    if not isinstance(mc, dict) or mc.get("class_name") != "Sequential":
+        raise ValueError(f"unknown model class {mc.get('class_name') if isinstance(mc, dict) else mc!r} in model file")
+    budget = sum(a.size for k, a in arrays.items() if k.startswith("w"))
+    base._loading.budget = [budget]
+    try:
+        model = Sequential.from_config(mc.get("config") or {})
+        model.build()
+    finally:
+        base._loading.budget = None
     n = len(model.get_weights())
     try:
         model.set_weights([arrays[f"w{i}"] for i in range(n)])
@@ -176,21 +217,28 @@ def load_model(path, compile=True):
         model.compile(optimizer=opt, loss=losses.get(cc.get("loss")), metrics=cc.get("metrics") or None)
         st = header.get("optimizer_state")
         if st:
-            slots = [arrays.get(f"slot{i}") for i in range(int(st.get("n_slots", 0)))]
             opt.build(model._params.size)
+            n_slots = st.get("n_slots", 0)
+            if isinstance(n_slots, bool) or not isinstance(n_slots, int) or n_slots != len(opt.slots):
+                raise ValueError(f"model file has {n_slots!r} optimizer slots; {type(opt).__name__} keeps {len(opt.slots)}")
+            slots = [arrays.get(f"slot{i}") for i in range(n_slots)]
+            iterations = st.get("iterations", 0)
+            if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+                raise ValueError(f"model file has a bad optimizer step count {iterations!r}")
             if len(slots) != len(opt.slots) or any(s is None or s.shape != o.shape for s, o in zip(slots, opt.slots)):
                 raise ValueError("model file has optimizer state that does not match the model")
             for s, o in zip(slots, opt.slots):
                 o[...] = s
-            opt.iterations = int(st.get("iterations", 0))
+            opt.iterations = iterations
             model._compile_program()
     return model
 
 
 def save_weights(model, path):
     model._require_built()
-    _write(path, {"format": "nncore-weights", "version": FORMAT_VERSION},
-           [(f"w{i}", w) for i, w in enumerate(model.get_weights())])
+    arrays = [(f"w{i}", w) for i, w in enumerate(model.get_weights())]
+    _check_finite_weights(model, arrays)
+    _write(path, {"format": "nncore-weights", "version": FORMAT_VERSION}, arrays)
 
 
 def load_weights(model, path):

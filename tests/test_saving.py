@@ -1,5 +1,6 @@
 """Model files: round trips keep predictions bit for bit, training resumes with optimizer state,
 and bad files (truncated, tampered, wrong version, crafted configs) give clear errors."""
+import hashlib
 import json
 import struct
 
@@ -101,14 +102,21 @@ def test_tampered_weights(saved, tmp_path):
         nn.models.load_model(bad)
 
 
-def _rewrite_header(raw, fn):
+def _rewrite_header(raw, fn, rehash=True):
+    """The file with its header edited by fn; rehash: as a deliberate crafter would, with the
+    header checksum recomputed (so the checks behind it are what is tested)."""
     (hlen,) = struct.unpack("<Q", raw[8:16])
     header = json.loads(raw[16:16 + hlen])
+    header.pop("header_sha256")
     fn(header)
+    if rehash:
+        header["header_sha256"] = hashlib.sha256(json.dumps(header, separators=(",", ":")).encode()).hexdigest()
+    else:
+        header["header_sha256"] = "0" * 64
     start = 16 + hlen
     start += -start % 64
     data = raw[start:]
-    hdr = json.dumps(header).encode()
+    hdr = json.dumps(header, separators=(",", ":")).encode()
     pre = MAGIC + struct.pack("<Q", len(hdr)) + hdr
     pre += b"\0" * (-len(pre) % 64)
     return pre + data
@@ -120,6 +128,12 @@ def _rewrite_header(raw, fn):
     (lambda h: h["model_config"]["config"]["layers"][0]["config"].update(units=7), "expected shape|checksum|weight"),
     (lambda h: h["arrays"][0].update(offset=10 ** 9), "out of bounds"),
     (lambda h: h["arrays"][0].update(dtype="|O"), "unsupported dtype"),
+    (lambda h: h["arrays"][0].update(dtype="<i4"), "unsupported dtype"),  # same size, other meaning
+    (lambda h: h["model_config"]["config"]["layers"][0]["config"].update(units=5 * 10 ** 7),
+     "more than the file's weight arrays hold"),
+    (lambda h: h["model_config"]["config"].update(layers="x"), "malformed|bad config|expects a dict"),
+    (lambda h: h["model_config"]["config"]["layers"][0].update(config=[1]), "malformed|bad config"),
+    (lambda h: h.update(arrays={"a": 1}), "malformed"),
     (lambda h: h["model_config"]["config"]["layers"][0]["config"].update(bogus=1), "bad config"),
 ])
 def test_crafted_headers(saved, tmp_path, edit, match):
@@ -128,6 +142,23 @@ def test_crafted_headers(saved, tmp_path, edit, match):
     bad.write_bytes(_rewrite_header(raw, edit))
     with pytest.raises(ValueError, match=match):
         nn.models.load_model(bad)
+
+
+def test_header_edit_without_its_checksum_is_refused(saved, tmp_path):
+    p, raw = saved
+    bad = tmp_path / "h.nncore"
+    bad.write_bytes(_rewrite_header(raw, lambda h: h["arrays"][0].update(dtype="<i4"), rehash=False))
+    with pytest.raises(ValueError, match="header fails its checksum"):
+        nn.models.load_model(bad)
+
+
+def test_diverged_model_is_refused_at_save(tmp_path):
+    m = nn.Sequential([nn.layers.Dense(2, input_shape=(3,))])
+    m.build()
+    m.layers[0]._weights[0][0, 0] = np.nan  # as a diverged fit leaves it
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        m.save(tmp_path / "nan.nncore")
+    assert not (tmp_path / "nan.nncore").exists()
 
 
 def test_wrong_magic_and_version(saved, tmp_path):

@@ -7,6 +7,8 @@ updates all of them with one fused call and get_weights/set_weights keep Keras's
 """
 import itertools
 
+import threading
+
 import numpy as np
 
 from .. import initializers, regularizers
@@ -41,6 +43,10 @@ def _shape_tuple(shape, what):
         raise ValueError(f"{what} must have positive sizes, got {shape}")
     return shape
 
+
+
+# set by saving.load_model while it rebuilds a model from a file (see add_weight)
+_loading = threading.local()
 
 class Layer:
     """Base of every layer. Subclasses implement build, compute_output_shape, make_nodes."""
@@ -91,6 +97,13 @@ class Layer:
         """Declare a weight (in Keras's order). Non-trainable weights (moving statistics) are
         skipped by the optimizer; regularizers add their penalty in the C training step."""
         shape = tuple(int(s) for s in shape)
+        budget = getattr(_loading, "budget", None)
+        if budget is not None:  # loading a file: its arrays bound what the config may allocate
+            n = int(np.prod(shape, dtype=np.float64))
+            if n > budget[0]:
+                raise ValueError(f"model file: layer {self.name!r} declares a weight {name} of shape "
+                                 f"{shape}, more than the file's weight arrays hold")
+            budget[0] -= n
         init = initializers.get(initializer)
         reg = regularizers.get(regularizer)
         value = np.asarray(init(shape, dtype="float32"), dtype=np.float32)
