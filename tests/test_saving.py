@@ -221,3 +221,29 @@ def test_metric_objects_and_schedule_round_trip(tmp_path):
     assert specs["AUC:auc3"]["thresholds"] == [0.25, 0.5, 0.75]
     assert isinstance(m2.optimizer._learning_rate, nn.optimizers.schedules.ExponentialDecay)
     assert m2.optimizer._learning_rate.get_config() == sched.get_config()
+
+
+def test_negative_variance_is_refused(tmp_path):
+    m = nn.Sequential([nn.layers.BatchNormalization(input_shape=(3,))])
+    m.build()
+    w = m.get_weights()
+    w[3][1] = -1.0  # moving_variance
+    with pytest.raises(ValueError, match="moving_variance.*>= 0"):
+        m.set_weights(w)
+    m.save(tmp_path / "bn.nncore")
+    raw = (tmp_path / "bn.nncore").read_bytes()
+    (tmp_path / "bad.nncore").write_bytes(raw)
+    # a file whose variance array was edited (and its checksums recomputed) is refused on load
+    (hlen,) = struct.unpack("<Q", raw[8:16])
+    header = json.loads(raw[16:16 + hlen])
+    entry = header["arrays"][3]
+    start = 16 + hlen
+    start += -start % 64
+    arr = np.frombuffer(raw[start + entry["offset"]:start + entry["offset"] + entry["nbytes"]], np.float32).copy()
+    arr[0] = -2.0
+    data = bytearray(raw)
+    data[start + entry["offset"]:start + entry["offset"] + entry["nbytes"]] = arr.tobytes()
+    entry["sha256"] = hashlib.sha256(arr.tobytes()).hexdigest()
+    (tmp_path / "bad.nncore").write_bytes(_rewrite_header(bytes(data), lambda h: h.update(arrays=header["arrays"])))
+    with pytest.raises(ValueError, match=">= 0"):
+        nn.models.load_model(tmp_path / "bad.nncore")

@@ -139,6 +139,8 @@ class Layer:
     def get_weights(self):
         return [np.array(w, copy=True) for w in self._weights]
 
+    _nonnegative_weights = ()  # weight names that must be >= 0 (variances), checked by set_weights
+
     def set_weights(self, weights):
         weights = list(weights)
         if len(weights) != len(self._weights):
@@ -151,6 +153,9 @@ class Layer:
                 raise TypeError(f"layer {self.name!r} weight {name!r}: expected real numbers, got {w.dtype}")
             if not np.all(np.isfinite(w)):
                 raise ValueError(f"layer {self.name!r} weight {name!r} contains NaN or infinity")
+            if name in self._nonnegative_weights and (w < 0).any():
+                raise ValueError(f"layer {self.name!r} weight {name!r} must be >= 0 (a variance), "
+                                 f"got {w.min():g}")
         for i, w in enumerate(weights):
             self._weights[i][...] = np.asarray(w, dtype=np.float32)
         model = getattr(self, "_model", None)

@@ -60,6 +60,7 @@ class BatchNormalization(Layer):
     moving = moving * momentum + batch * (1 - momentum); inference: the moving statistics.
     With trainable=False the layer runs in inference mode even during fit (as Keras).
     Weights: gamma (if scale), beta (if center), moving_mean, moving_variance (non-trainable)."""
+    _nonnegative_weights = ("moving_variance",)
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
@@ -193,6 +194,7 @@ class Normalization(Layer):
     Either give `mean` and `variance`, or call `adapt(data)` to learn them from data in one
     vectorised pass; adapted statistics are the non-trainable weights mean, variance and count
     (Keras's layout). invert=True maps standardised values back."""
+    _nonnegative_weights = ("variance",)
 
     def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
         super().__init__(**kwargs)
