@@ -36,3 +36,20 @@ def run_threads(fn, n):
     """fn() under n threads."""
     with nn.threads(n):
         return fn()
+
+
+def run_in_fork_child(fn, timeout=60):
+    """fn() in a forked child; returns what it returned (small and picklable). Fails the test if
+    the child hangs or dies."""
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=lambda: q.put(fn()))
+    p.start()
+    p.join(timeout)
+    alive = p.is_alive()
+    if alive:
+        p.kill()
+    assert not alive, "forked child hung"
+    assert p.exitcode == 0, f"forked child exited with {p.exitcode}"
+    return q.get(timeout=5)

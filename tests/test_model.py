@@ -230,29 +230,16 @@ def test_deferred_build_from_data():
 
 
 def test_fork_after_threads_does_not_hang():
-    import multiprocessing as mp
     import os
+    from conftest import run_in_fork_child
     if not hasattr(os, "fork"):
         pytest.skip("no fork on this platform")
     x = np.random.default_rng(0).normal(size=(4096, 256)).astype(np.float32)
     model = nn.Sequential([layers.Dense(256, activation="relu", input_shape=(256,)), layers.Dense(1)])
     with nn.threads(2):
-        expect = model.predict(x)  # opens the OpenMP pool
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-
-    def child():
-        q.put(float(model.predict(x).sum()))
-
-    p = ctx.Process(target=child)
-    p.start()
-    p.join(60)
-    alive = p.is_alive()
-    if alive:
-        p.kill()
-    assert not alive, "forked child hung in an OpenMP region"
-    assert p.exitcode == 0
-    assert q.get(timeout=5) == pytest.approx(float(expect.sum()), rel=1e-5)
+        expect = model.predict(x)  # starts the thread pool
+    got = run_in_fork_child(lambda: float(model.predict(x).sum()))
+    assert got == pytest.approx(float(expect.sum()), rel=1e-5)
 
 
 def test_validation_split_with_multidimensional_input():

@@ -9,7 +9,7 @@ import pytest
 
 import nncore as nn
 from nncore import _kernels as K
-from conftest import run_threads
+from conftest import run_in_fork_child, run_threads
 
 
 def _matmul_case(rng):
@@ -142,22 +142,12 @@ def test_fork_child_uses_threads_again(rng):
     """The pool is rebuilt in a fork child (no libgomp team is ever started), so the child
     computes with threads and gets the parent's bits."""
     import hashlib
-    import multiprocessing as mp
     mm, _ = _matmul_case(rng)
     with nn.threads(2):
         expect = mm()
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
 
     def child():
         with nn.threads(2):
-            q.put(hashlib.sha256(mm().tobytes()).hexdigest())
+            return hashlib.sha256(mm().tobytes()).hexdigest()
 
-    p = ctx.Process(target=child)
-    p.start()
-    p.join(60)
-    alive = p.is_alive()
-    if alive:
-        p.kill()
-    assert not alive and p.exitcode == 0
-    assert q.get(timeout=5) == hashlib.sha256(expect.tobytes()).hexdigest()
+    assert run_in_fork_child(child) == hashlib.sha256(expect.tobytes()).hexdigest()

@@ -151,7 +151,6 @@ typedef struct {
     _Alignas(64) int nworkers;
     pthread_mutex_t mu;
     pthread_cond_t cv, done_cv;
-    pthread_t th[POOL_MAX];
 } nnc_pool;
 
 #define POOL_INIT                                                                              \
@@ -310,8 +309,8 @@ static int pool_grow(nnc_pool *p, int want) {
         pthread_sigmask(SIG_SETMASK, &all, &old);
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&p->th[p->nworkers], &at, worker_main,
-                                (void *)(intptr_t)(p->nworkers + 1));
+        pthread_t th; /* detached: the pool never joins its workers */
+        int rc = pthread_create(&th, &at, worker_main, (void *)(intptr_t)(p->nworkers + 1));
         pthread_attr_destroy(&at);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (rc != 0) break;

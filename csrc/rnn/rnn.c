@@ -350,15 +350,17 @@ typedef struct {
     int back, st;
 } rnn_par;
 
-static void fwd_transpose(void *p, int64_t b0, int64_t b1) {
-    const rnn_par *j = (const rnn_par *)p;
+/* Batch-major x [B, T, I] <-> time-major [T, B, I] (time reversed for go_backwards), through
+ * the input mask: the forward's x into r->xt, the backward's r->dxt into dx. */
+static void transpose_rows(const rnn_par *j, int to_time, int64_t b0, int64_t b1) {
     const nnc_rnn *r = j->r;
     const int64_t B = r->B, T = r->T, I = r->I;
     for (int64_t b = b0; b < b1; b++)
         for (int64_t t = 0; t < T; t++) {
             const int64_t s = j->back ? T - 1 - t : t;
-            const float *src = j->x + (b * T + s) * I;
-            float *dst = r->xt.p + (t * B + b) * I;
+            const int64_t bm = (b * T + s) * I, tm = (t * B + b) * I;
+            const float *src = to_time ? j->x + bm : r->dxt.p + tm;
+            float *dst = to_time ? r->xt.p + tm : j->dx + bm;
             if (r->imask) {
                 const float *m = r->imask + b * I;
                 for (int64_t i = 0; i < I; i++) dst[i] = src[i] * m[i];
@@ -367,6 +369,9 @@ static void fwd_transpose(void *p, int64_t b0, int64_t b1) {
             }
         }
 }
+
+static void fwd_transpose(void *p, int64_t b0, int64_t b1) { transpose_rows(p, 1, b0, b1); }
+static void bwd_transpose(void *p, int64_t b0, int64_t b1) { transpose_rows(p, 0, b0, b1); }
 
 static void fwd_chunk(void *p, int64_t c, int thread) {
     rnn_par *j = (rnn_par *)p;
@@ -656,23 +661,6 @@ static void bwd_grads(void *p, int64_t task, int thread) {
     RNN_ERR(j->st, chunk_grads(j->r, (int)task, j->t0, j->t1, j->dW, j->dU, j->dba, j->with_dx, 1));
 }
 
-static void bwd_transpose(void *p, int64_t b0, int64_t b1) {
-    const rnn_par *j = (const rnn_par *)p;
-    const nnc_rnn *r = j->r;
-    const int64_t B = r->B, T = r->T, I = r->I;
-    for (int64_t b = b0; b < b1; b++)
-        for (int64_t t = 0; t < T; t++) {
-            const int64_t s = j->back ? T - 1 - t : t;
-            const float *src = r->dxt.p + (t * B + b) * I;
-            float *dst = j->dx + (b * T + s) * I;
-            if (r->imask) {
-                const float *m = r->imask + b * I;
-                for (int64_t i = 0; i < I; i++) dst[i] = src[i] * m[i];
-            } else {
-                memcpy(dst, src, (size_t)I * sizeof(float));
-            }
-        }
-}
 
 int nnc_rnn_backward(nnc_rnn *r, const float *dy, const float *dhT, const float *dcT, float *dx,
                      float *dW, float *dU, float *db, float *dh0, float *dc0) {

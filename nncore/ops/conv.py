@@ -96,10 +96,11 @@ def conv_output_length(length, k, stride, padding, dilation=1):
 
 class ConvContext:
     """What conv1d/conv2d_backward need: input, kernel, bias, output, activation, and a plan of
-    its own (not the thread's cached one, whose packed weights and scratch other forwards reuse),
-    used under the context's lock, so a context may go to another thread."""
-    __slots__ = ("x", "kernel", "bias", "y", "z", "act", "alpha", "plan", "ndim", "x_shape", "k_shape",
-                 "lock")
+    its own (taken out of the thread's cache, whose packed weights and scratch other forwards
+    reuse), used under the context's lock, so a context may go to another thread. Its backward
+    hands the plan to the cache of the thread it ran on (a later backward makes a new one)."""
+    __slots__ = ("x", "kernel", "bias", "y", "z", "act", "alpha", "plan", "geom", "ndim", "x_shape",
+                 "k_shape", "lock")
 
     def __repr__(self):
         return f"ConvContext(x{self.x_shape}, kernel{self.k_shape}, act={self.act})"
@@ -126,10 +127,24 @@ def _plan(geom, take=False):
         return cache.pop(geom, None) or K.Conv2DPlan(geom)
     p = cache.get(geom)
     if p is None:
-        if len(cache) >= 32:
-            cache.pop(next(iter(cache)))
-        p = cache[geom] = K.Conv2DPlan(geom)
+        p = _cache_put(cache, geom, K.Conv2DPlan(geom))
     return p
+
+
+def _cache_put(cache, geom, plan):
+    if len(cache) >= 32:
+        cache.pop(next(iter(cache)))
+    cache[geom] = plan
+    return plan
+
+
+def _give_back(geom, plan):
+    """A context's plan after its backward, into this thread's cache if it has none for geom."""
+    cache = getattr(_local, "plans", None)
+    if cache is None:
+        cache = _local.plans = {}
+    if geom not in cache:
+        _cache_put(cache, geom, plan)
 
 
 def _conv_forward(x, kernel, bias, strides, padding, dilation, activation, ndim, return_context):
@@ -184,7 +199,7 @@ def _conv_forward(x, kernel, bias, strides, padding, dilation, activation, ndim,
         return out
     ctx = ConvContext()
     ctx.x, ctx.kernel, ctx.bias, ctx.y = x4, k4, bias, y
-    ctx.act, ctx.alpha, ctx.plan, ctx.ndim, ctx.z = act, alpha, plan, ndim, z
+    ctx.act, ctx.alpha, ctx.plan, ctx.geom, ctx.ndim, ctx.z = act, alpha, plan, geom, ndim, z
     ctx.x_shape, ctx.k_shape = x.shape, kernel.shape
     ctx.lock = threading.Lock()
     return out, ctx
@@ -203,7 +218,10 @@ def _conv_backward(ctx, dy, ndim):
 
 
 def _conv_backward_locked(ctx, dy, ndim):
-    plan = ctx.plan
+    plan, ctx.plan = ctx.plan, None
+    if plan is None:  # the context's plan went back to a cache after an earlier backward
+        plan = K.Conv2DPlan(ctx.geom)
+        plan.set_weights(ctx.kernel)
     F = ctx.y.shape[-1]
     db = np.empty(F, np.float32) if ctx.bias is not None else None
     if ctx.act in _FUSED:
@@ -214,6 +232,7 @@ def _conv_backward_locked(ctx, dy, ndim):
     dk = np.empty(ctx.kernel.shape, np.float32)
     plan.backward_data(dy, dx)
     plan.backward_weights(ctx.x, dy, dk, None)
+    _give_back(ctx.geom, plan)
     return dx.reshape(ctx.x_shape), dk.reshape(ctx.k_shape), db
 
 
