@@ -24,9 +24,9 @@ from . import activations, callbacks, datasets, initializers, layers, losses, me
 from . import models
 from . import explain
 from .layers import Input
-from .models import Sequential
+from .models import Model, Sequential
 
-__all__ = ["Sequential", "Input", "layers", "models", "ops", "activations", "losses", "optimizers",
+__all__ = ["Sequential", "Model", "Input", "layers", "models", "ops", "activations", "losses", "optimizers",
            "metrics", "callbacks", "initializers", "utils", "config", "show_config",
            "get_num_threads", "set_num_threads", "threads"]
 

@@ -34,7 +34,6 @@ cdef extern from "nncore/nnc.h" nogil:
     int nnc_rnn_node_set_stateful(nnc_node *node, int64_t batch)
     int nnc_rnn_node_reset_state(nnc_node *node)
     int nnc_rnn_node_get_state(const nnc_node *node, int dir, float *h, float *c)
-    nnc_node *nnc_seq_node(nnc_seq *s, int i)
 
 
 cdef inline float *_rnn_fp(object a):
@@ -220,16 +219,16 @@ def rnn_set_stateful(Node node, int64_t batch):
         raise ValueError(f"rnn_set_stateful: cannot make the node stateful with batch {batch}")
 
 
-def rnn_reset_state(Seq seq, int i):
+def rnn_reset_state(Graph seq, int i):
     """Zero the kept states of the stateful recurrent node i of a model."""
-    if nnc_rnn_node_reset_state(nnc_seq_node(seq.ptr, i)) != 0:
+    if nnc_rnn_node_reset_state(nnc_graph_node(seq.ptr, i)) != 0:
         raise ValueError(f"node {i} is not a stateful recurrent node")
 
 
-def rnn_get_state(Seq seq, int i, int direction, int64_t batch, int64_t units, bint lstm):
+def rnn_get_state(Graph seq, int i, int direction, int64_t batch, int64_t units, bint lstm):
     """Copies of the kept states (h, c or None) of direction 0/1 of stateful node i."""
     cdef cnp.ndarray h = np.empty((batch, units), np.float32)
     cdef cnp.ndarray c = np.empty((batch, units), np.float32) if lstm else None
-    if nnc_rnn_node_get_state(nnc_seq_node(seq.ptr, i), direction, _rnn_fp(h), _rnn_fp(c)) != 0:
+    if nnc_rnn_node_get_state(nnc_graph_node(seq.ptr, i), direction, _rnn_fp(h), _rnn_fp(c)) != 0:
         raise ValueError(f"node {i} is not a stateful recurrent node")
     return h, c

@@ -43,7 +43,7 @@ def _upstream(model, out_size, n, target, outputs=None):
 
 def _out_size(model):
     model._require_built()
-    return int(model._seq.out_size)
+    return int(sum(model._engine.out_sizes))
 
 
 def input_gradients(model, x, target=None):

@@ -21,15 +21,8 @@ _ALIGN = 64
 
 
 def _layer_classes():
-    from .layers.base import Layer
-    out, todo = {}, [Layer]
-    while todo:
-        cls = todo.pop()
-        for sub in cls.__subclasses__():
-            todo.append(sub)
-            if sub.__module__.startswith("nncore."):
-                out[sub.__name__] = sub
-    return out
+    from .graph import layer_classes
+    return layer_classes()
 
 
 def _write(path, header, arrays):
@@ -131,10 +124,12 @@ def save_model(model, path, include_optimizer=True):
     _check_finite_weights(model, arrays)
     if model._compiled:
         opt = model.optimizer
+        ser = lambda m: m if isinstance(m, str) else metrics_mod.serialize(metrics_mod.get(m))  # noqa: E731
         header["compile_config"] = {
-            "loss": {"class_name": type(model.loss).__name__, "config": model.loss.get_config()},
-            "metrics": [m if isinstance(m, str) else metrics_mod.serialize(metrics_mod.get(m))
-                        for m in model._metric_specs],
+            "loss": [None if l is None else {"class_name": type(l).__name__, "config": l.get_config()}
+                     for l in model._losses],
+            "loss_weights": list(model._loss_weights),
+            "metrics": [[ser(m) for m in ms] for ms in model._metric_lists],
             "optimizer": {"class_name": type(opt).__name__, "config": _optimizer_config(opt)},
         }
         if include_optimizer:
@@ -194,16 +189,14 @@ def load_model(path, compile=True):
 
 def _model_from_file(header, arrays, compile):
     from . import losses
+    from .graph import model_from_config
     from .layers import base
-    from .models import Sequential
     mc = header.get("model_config") or {}
-    if not isinstance(mc, dict) or mc.get("class_name") != "Sequential":
-        raise ValueError(f"unknown model class {mc.get('class_name') if isinstance(mc, dict) else mc!r} in model file")
     budget = sum(a.size for k, a in arrays.items() if k.startswith("w"))
     base._loading.budget = [budget]
     try:
-        model = Sequential.from_config(mc.get("config") or {})
-        model.build()
+        model = model_from_config(mc)
+        model._require_built()
     finally:
         base._loading.budget = None
     n = len(model.get_weights())
@@ -214,7 +207,11 @@ def _model_from_file(header, arrays, compile):
     cc = header.get("compile_config")
     if compile and cc:
         opt = _optimizer_from_config(cc.get("optimizer", {}))
-        model.compile(optimizer=opt, loss=losses.get(cc.get("loss")), metrics=cc.get("metrics") or None)
+        metrics = cc.get("metrics") or None
+        if isinstance(metrics, list) and metrics and all(isinstance(m, list) for m in metrics) and len(metrics) == 1:
+            metrics = metrics[0]  # one output
+        model.compile(optimizer=opt, loss=_losses_from_config(cc.get("loss")), metrics=metrics,
+                      loss_weights=cc.get("loss_weights"))
         st = header.get("optimizer_state")
         if st:
             opt.build(model._params.size)
@@ -232,6 +229,14 @@ def _model_from_file(header, arrays, compile):
             opt.iterations = iterations
             model._compile_program()
     return model
+
+
+def _losses_from_config(cfg):
+    """Per-output losses as saved (a list), or one loss (files written before multi-output)."""
+    from . import losses
+    if isinstance(cfg, list):
+        return [None if c is None else losses.get(c) for c in cfg]
+    return losses.get(cfg)
 
 
 def save_weights(model, path):

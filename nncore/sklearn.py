@@ -239,7 +239,7 @@ class _NNBase(BaseEstimator):
             for s, saved in zip(opt.slots, ms["slots"]):
                 s[...] = saved
             opt.iterations = ms["iterations"]
-            net._seq.step = opt.iterations
+            net._engine.step = opt.iterations
             self.model_ = net
 
     def __sklearn_tags__(self):

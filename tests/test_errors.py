@@ -134,9 +134,14 @@ def test_bad_weights(model):
         assert np.array_equal(a, b)
 
 
-def test_dense_needs_flat_input():
-    with pytest.raises(ValueError, match="Flatten"):
-        nn.Sequential([layers.Dense(3, input_shape=(4, 4))])
+def test_dense_on_rank3_applies_to_last_axis():
+    """Keras's Dense on (batch, steps, features): one kernel over the last axis."""
+    m = nn.Sequential([layers.Dense(3, input_shape=(4, 5))])
+    x = np.random.default_rng(0).standard_normal((2, 4, 5)).astype(np.float32)
+    k, b = m.get_weights()
+    np.testing.assert_allclose(m.predict(x), x.astype(np.float64) @ k + b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="feature axis"):
+        layers.Dense(3).build(())
 
 
 def test_threads_api_validation():
@@ -175,7 +180,7 @@ def test_param_ranges_are_checked(model, offsets, sizes):
     of order is refused, and the model still trains with its own ranges."""
     from nncore import _kernels as K
     with pytest.raises(ValueError):
-        K.seq_set_param_ranges(model._seq, offsets, sizes, [0.0] * len(offsets), [0.0] * len(offsets))
+        model._engine.set_param_ranges(offsets, sizes, [0.0] * len(offsets), [0.0] * len(offsets))
     model._set_param_ranges()
     before = model.get_weights()[0].copy()
     model.fit(X, Y, epochs=1, batch_size=10, verbose=0)

@@ -51,7 +51,7 @@ void nnc_node_free(nnc_node *node) {
 /* ---------------- Dense ---------------- */
 
 typedef struct {
-    int64_t in, out;
+    int64_t in, out, steps; /* steps > 1: rank-3 input (steps, in), Dense on the last axis */
     int use_bias, act;
     float alpha;
     int fused;           /* activation done in the GEMM epilogue */
@@ -72,7 +72,7 @@ static int dense_reserve(nnc_node *self, int64_t batch) {
     int st = nnc_node_reserve_y(self, batch);
     if (st) return st;
     if (d->keep_z && batch > d->zcap) {
-        float *z = (float *)nnc_malloc((size_t)(batch * d->out) * sizeof(float));
+        float *z = (float *)nnc_malloc((size_t)(batch * d->steps * d->out) * sizeof(float));
         if (!z) return NNC_E_NOMEM;
         nnc_free(d->z);
         d->z = z;
@@ -83,6 +83,7 @@ static int dense_reserve(nnc_node *self, int64_t batch) {
 
 static int dense_forward(nnc_node *self, const float *x, int64_t batch, int training) {
     dense_impl *d = (dense_impl *)self->impl;
+    batch *= d->steps;
     const float *b = d->use_bias ? self->params + d->in * d->out : NULL;
     nnc_epilogue ep = {b, d->fused ? d->act : NNC_ACT_LINEAR, d->alpha};
     float *dst = d->keep_z ? d->z : self->y;
@@ -94,6 +95,7 @@ static int dense_forward(nnc_node *self, const float *x, int64_t batch, int trai
 
 static int dense_backward(nnc_node *self, const float *x, float *dy, float *dx, int64_t batch) {
     dense_impl *d = (dense_impl *)self->impl;
+    batch *= d->steps;
     float *gW = self->grads, *gb = d->use_bias ? self->grads + d->in * d->out : NULL;
     int st;
     if (d->act != NNC_ACT_LINEAR)
@@ -132,13 +134,15 @@ static void dense_destroy(nnc_node *self) {
 static const nnc_node_ops dense_ops = {"dense", dense_reserve, dense_forward, dense_backward,
                                        dense_params_changed, dense_destroy};
 
-nnc_node *nnc_dense_node_new(int64_t in, int64_t out, int use_bias, int act, float alpha,
-                             float *params, float *grads) {
-    if (in < 1 || out < 1 || act < 0 || act >= NNC_ACT_COUNT) return NULL;
+nnc_node *nnc_dense_node_new(int64_t in, int64_t out, int64_t steps, int use_bias, int act,
+                             float alpha, float *params, float *grads) {
+    if (in < 1 || out < 1 || steps < 1 || act < 0 || act >= NNC_ACT_COUNT) return NULL;
     int64_t np = in * out + (use_bias ? out : 0);
-    nnc_node *n = nnc_node_alloc(&dense_ops, in, out, params, grads, np, sizeof(dense_impl));
+    nnc_node *n = nnc_node_alloc(&dense_ops, steps * in, steps * out, params, grads, np,
+                                 sizeof(dense_impl));
     if (!n) return NULL;
     dense_impl *d = (dense_impl *)n->impl;
+    d->steps = steps;
     d->in = in;
     d->out = out;
     d->use_bias = use_bias;
@@ -195,5 +199,66 @@ nnc_node *nnc_act_node_new(int64_t size, int64_t cols, int act, float alpha) {
     a->act = act;
     a->alpha = alpha;
     a->cols = cols;
+    return n;
+}
+
+/* ---------------- Gather (Permute, RepeatVector) ---------------- */
+
+/* y[i] = x[map[i]] per sample; backward dx[map[i]] += dy[i] in i order (map may repeat, as
+ * for RepeatVector; a permutation makes it a plain scatter). */
+typedef struct {
+    int64_t *map;
+} gather_impl;
+
+static int gather_reserve(nnc_node *self, int64_t batch) { return nnc_node_reserve_y(self, batch); }
+
+static int gather_forward(nnc_node *self, const float *x, int64_t batch, int training) {
+    const int64_t *map = ((gather_impl *)self->impl)->map;
+    const int64_t in = self->in_size, out = self->out_size;
+    (void)training;
+    for (int64_t r = 0; r < batch; r++) {
+        const float *xr = x + r * in;
+        float *yr = self->y + r * out;
+        for (int64_t i = 0; i < out; i++) yr[i] = xr[map[i]];
+    }
+    return 0;
+}
+
+static int gather_backward(nnc_node *self, const float *x, float *dy, float *dx, int64_t batch) {
+    const int64_t *map = ((gather_impl *)self->impl)->map;
+    const int64_t in = self->in_size, out = self->out_size;
+    (void)x;
+    if (!dx) return 0;
+    memset(dx, 0, (size_t)(batch * in) * sizeof(float));
+    for (int64_t r = 0; r < batch; r++) {
+        float *dr = dx + r * in;
+        const float *gr = dy + r * out;
+        for (int64_t i = 0; i < out; i++) dr[map[i]] += gr[i];
+    }
+    return 0;
+}
+
+static void gather_destroy(nnc_node *self) {
+    nnc_free(((gather_impl *)self->impl)->map);
+    nnc_free(self->y);
+    self->y = NULL;
+}
+
+static const nnc_node_ops gather_ops = {"gather", gather_reserve, gather_forward, gather_backward,
+                                        NULL, gather_destroy};
+
+nnc_node *nnc_gather_node_new(int64_t in_size, int64_t out_size, const int64_t *map) {
+    if (in_size < 1 || out_size < 1 || !map) return NULL;
+    for (int64_t i = 0; i < out_size; i++)
+        if (map[i] < 0 || map[i] >= in_size) return NULL;
+    nnc_node *n = nnc_node_alloc(&gather_ops, in_size, out_size, NULL, NULL, 0, sizeof(gather_impl));
+    if (!n) return NULL;
+    gather_impl *g = (gather_impl *)n->impl;
+    g->map = (int64_t *)nnc_malloc((size_t)out_size * sizeof(int64_t));
+    if (!g->map) {
+        nnc_node_free(n);
+        return NULL;
+    }
+    memcpy(g->map, map, (size_t)out_size * sizeof(int64_t));
     return n;
 }

@@ -80,6 +80,8 @@ class Layer:
         self._input_shape_arg = _shape_tuple(input_shape, "input_shape") if input_shape is not None else None
         self.input_shape = None
         self.output_shape = None
+        self._nodes = []       # symbolic calls (nncore.graph.Node), in call order
+        self._arena = None     # the weight arena holding this layer's weights (models.py)
 
     # ---- to implement -------------------------------------------------------------------
     def build(self, input_shape):
@@ -91,6 +93,88 @@ class Layer:
     def make_nodes(self, input_shape, params, grads):
         """C nodes computing this layer on flat per-sample vectors ([] = pass-through)."""
         return []
+
+    # True for layers that take a list of tensors (merges)
+    _multi_input = False
+
+    # ---- calls --------------------------------------------------------------------------
+    def __call__(self, inputs, *args, **kwargs):
+        """On symbolic tensors (nn.Input and what layers make of them): records the call and
+        returns the output tensor (Keras's functional API). On arrays: computes the layer."""
+        from ..graph import KerasTensor
+        flat = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        sym = [isinstance(t, KerasTensor) for t in flat]
+        if any(sym):
+            if not all(sym):
+                raise TypeError(f"layer {self.name!r}: called on a mix of symbolic tensors and arrays")
+            if args or any(v is not None and v is not False for v in kwargs.values()):
+                raise ValueError(f"layer {self.name!r}: extra call arguments "
+                                 f"({', '.join(sorted(kwargs)) or 'positional'}) are not supported in a "
+                                 f"functional model")
+            return self._call_symbolic(inputs, flat)
+        return self.call(inputs, *args, **kwargs)
+
+    def call(self, inputs, *args, **kwargs):
+        raise TypeError(f"layer {self.name!r} ({type(self).__name__}) cannot be called on arrays; "
+                        f"use it in a model (nn.Sequential or nn.Model)")
+
+    def _call_symbolic(self, inputs, flat):
+        from ..graph import KerasTensor, Node
+        as_list = isinstance(inputs, (list, tuple))
+        if self._multi_input:
+            if not as_list or len(flat) < 2:
+                raise ValueError(f"layer {self.name!r} ({type(self).__name__}) takes a list of at least "
+                                 f"2 tensors, got {len(flat) if as_list else 'one tensor'}")
+            shape = [t._shape for t in flat]
+            self._check_inputs(flat)
+        else:
+            if as_list and len(flat) != 1:
+                raise ValueError(f"layer {self.name!r} ({type(self).__name__}) takes one tensor, got a list "
+                                 f"of {len(flat)}")
+            shape = flat[0]._shape
+            as_list = False
+        if self.built and self._nodes:
+            self._check_call_shape(shape)
+        if not self.built:
+            self.build(shape if self._multi_input else tuple(shape))
+            self.built = True
+        out_shape = tuple(self.compute_output_shape(shape))
+        if not self._nodes:
+            self.input_shape, self.output_shape = shape, out_shape
+        node = Node(self, flat, as_list)
+        out = KerasTensor(out_shape, node, 0, name=self.name)
+        node.outputs.append(out)
+        self._nodes.append(node)
+        return out
+
+    def _check_call_shape(self, shape):
+        """A second call of a built layer must fit its weights (layers without weights take
+        any shape their build accepts)."""
+        first = self._nodes[0].input_shapes
+        first = first if self._multi_input else first[0]
+        if self._weights and tuple(map(tuple, shape) if self._multi_input else shape) != \
+                tuple(map(tuple, first) if self._multi_input else first):
+            raise ValueError(f"layer {self.name!r} was first called on input shape {_fmt(first)} and "
+                             f"holds weights for it; it cannot be called on {_fmt(shape)}")
+        if not self._weights and not self._multi_input:
+            self.build(tuple(shape))  # re-validates the shape
+
+    def _check_inputs(self, tensors):
+        """Merges: check the input shapes (naming the layers that made them)."""
+
+    @property
+    def input(self):
+        if not self._nodes:
+            raise AttributeError(f"layer {self.name!r} has not been called on a symbolic tensor")
+        n = self._nodes[0]
+        return n.inputs if n.as_list else n.inputs[0]
+
+    @property
+    def output(self):
+        if not self._nodes:
+            raise AttributeError(f"layer {self.name!r} has not been called on a symbolic tensor")
+        outs = self._nodes[0].outputs
+        return outs[0] if len(outs) == 1 else list(outs)
 
     # ---- Keras surface ------------------------------------------------------------------
     def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True, regularizer=None):
@@ -158,9 +242,12 @@ class Layer:
                                  f"got {w.min():g}")
         for i, w in enumerate(weights):
             self._weights[i][...] = np.asarray(w, dtype=np.float32)
-        model = getattr(self, "_model", None)
-        if model is not None:
-            model._params_changed()
+        self._params_changed()
+
+    def _params_changed(self):
+        """Weights were written from Python: every model running them refreshes packed copies."""
+        if self._arena is not None:
+            self._arena.params_changed()
 
     def get_config(self):
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
@@ -176,28 +263,61 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
-class InputSpec:
-    """What `nn.Input(shape=...)` returns: the input shape of a Sequential."""
+def _fmt(shape):
+    if shape and isinstance(shape[0], tuple):
+        return "[" + ", ".join(_fmt(s) for s in shape) + "]"
+    return "(None, " + ", ".join(map(str, shape)) + ")" if shape else "(None,)"
 
-    def __init__(self, shape=None, batch_size=None, name=None, dtype=None, batch_shape=None):
+
+class InputLayer(Layer):
+    """Keras's InputLayer: the start of a model. `nn.Input(...)` makes one and returns its
+    symbolic tensor; in a Sequential, either sets the input shape."""
+
+    _is_input_layer = True
+
+    def __init__(self, shape=None, batch_size=None, name=None, dtype=None, batch_shape=None,
+                 input_shape=None, batch_input_shape=None, sparse=None, **kwargs):
+        from ..graph import KerasTensor, Node
+        if sparse:
+            raise ValueError("Input: sparse inputs are not supported")
+        if dtype not in (None, "float32", np.float32, "int32", "int64", np.int32, np.int64):
+            raise ValueError(f"Input: dtype must be float32 (integer inputs such as Embedding indices "
+                             f"travel as float32), got {dtype!r}")
+        shape = shape if shape is not None else input_shape
+        batch_shape = batch_shape if batch_shape is not None else batch_input_shape
         if batch_shape is not None:
             shape = tuple(batch_shape)[1:]
             batch_size = batch_size if batch_size is not None else tuple(batch_shape)[0]
-        self.batch_size = _batch_size(batch_size)
         if shape is None:
             raise ValueError("Input needs a shape, e.g. nn.Input(shape=(30,))")
-        self.shape = _shape_tuple(shape, "Input shape")
-        if any(s is None for s in self.shape):
-            raise ValueError(f"Input shape must be fully known (no None), got {self.shape}")
-        self.name = name or "input"
+        shape = _shape_tuple(shape, "Input shape")
+        if any(s is None for s in shape):
+            raise ValueError(f"Input shape must be fully known (no None), got {shape}")
+        super().__init__(name=name or _default_name("InputLayer"), **kwargs)
+        self.batch_size = _batch_size(batch_size)
+        self.shape = shape
+        self.built = True
+        self.input_shape = self.output_shape = shape
+        node = Node(self, [], False)
+        self._output = KerasTensor(shape, node, 0, name=self.name)
+        node.outputs.append(self._output)
+        self._nodes.append(node)
+
+    def get_config(self):
+        return {"name": self.name, "batch_shape": [self.batch_size] + list(self.shape), "dtype": "float32"}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.pop("trainable", None)
+        return cls(**config)
 
     def __repr__(self):
-        return f"<Input shape=(None, {', '.join(map(str, self.shape))})>"
+        return f"<InputLayer name={self.name!r} shape=(None, {', '.join(map(str, self.shape))})>"
 
 
-def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None):
-    """Keras's `Input`: declares the per-sample input shape of a Sequential model."""
-    return InputSpec(shape=shape, batch_size=batch_size, name=name, dtype=dtype, batch_shape=batch_shape)
-
-
-InputLayer = Input
+def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None, sparse=None):
+    """Keras's `Input`: a symbolic tensor of per-sample shape `shape`, the start of a functional
+    model (nn.Model) or of a Sequential."""
+    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype,
+                      batch_shape=batch_shape, sparse=sparse)._output

@@ -30,10 +30,8 @@ class Dense(Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def build(self, input_shape):
-        if len(input_shape) != 1:
-            raise ValueError(
-                f"Dense {self.name!r} expects 1-D samples (batch, features), got input shape "
-                f"(None, {', '.join(map(str, input_shape))}); add a Flatten layer before it")
+        if len(input_shape) < 1:
+            raise ValueError(f"Dense {self.name!r} needs inputs with a feature axis")
         self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer,
                         regularizer=self.kernel_regularizer)
         if self.use_bias:
@@ -53,7 +51,13 @@ class Dense(Layer):
     def make_nodes(self, input_shape, params, grads, split_activation=False):
         name = "linear" if split_activation else self.activation
         act, alpha = activations.get_id(name)
-        return [K.dense_node(input_shape[-1], self.units, self.use_bias, act, alpha, params, grads)]
+        steps = int(np.prod(input_shape[:-1], dtype=np.int64))  # rank > 2: Dense on the last axis
+        return [K.dense_node(input_shape[-1], self.units, self.use_bias, act, alpha, params, grads, steps)]
+
+    def _check_call_shape(self, shape):
+        if shape[-1] != self.kernel.shape[0]:
+            raise ValueError(f"Dense {self.name!r} holds a kernel for {self.kernel.shape[0]} input features; "
+                             f"it cannot be called on input shape (None, {', '.join(map(str, shape))})")
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
@@ -119,7 +123,7 @@ class Masking(Layer):
         """The step mask [batch, timesteps] of an input array (True = a real step)."""
         return np.any(np.asarray(inputs, np.float32) != np.float32(self.mask_value), axis=-1)
 
-    def __call__(self, inputs):
+    def call(self, inputs):
         x = np.asarray(inputs, np.float32)
         return x * self.compute_mask(x)[..., None]
 

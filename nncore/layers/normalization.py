@@ -314,9 +314,7 @@ class Normalization(Layer):
         self._weights[1][...] = var.astype(np.float32)
         self._weights[2][...] = np.float32(flat.shape[0])
         self._adapted = True
-        model = getattr(self, "_model", None)
-        if model is not None:
-            model._params_changed()
+        self._params_changed()
 
     def get_config(self):
         cfg = {**super().get_config(), "axis": list(self.axis) if self.axis != () else None,

@@ -31,20 +31,20 @@ def _rnn_act(name, what, cls):
 def _node_states(ref, cell, ndir):
     """Copies of the states kept by the stateful C node that runs a layer (its directions in
     order, [h, c] each for LSTM), or None while no built model runs it."""
-    if ref is None or ref[0]._seq is None:
+    if ref is None or ref[0]._engine is None:
         return None
     model, i = ref
     out = []
     for d in range(ndir):
-        h, c = K.rnn_get_state(model._seq, i, d, model._batch_size, cell.units,
+        h, c = K.rnn_get_state(model._engine, i, d, model._batch_size, cell.units,
                                cell._kind == "lstm")
         out += [h] if c is None else [h, c]
     return out
 
 
 def _reset_node(ref):
-    if ref is not None and ref[0]._seq is not None:
-        K.rnn_reset_state(ref[0]._seq, ref[1])
+    if ref is not None and ref[0]._engine is not None:
+        K.rnn_reset_state(ref[0]._engine, ref[1])
 
 
 def _reject(cls, kwargs, names):
@@ -199,7 +199,7 @@ class _RNNBase(Layer):
 
     reset_state = reset_states
 
-    def __call__(self, inputs, initial_state=None, mask=None, training=False):
+    def call(self, inputs, initial_state=None, mask=None, training=False):
         """Runs the layer on an array [batch, timesteps, features] (NumPy in, NumPy out);
         mask [batch, timesteps] (True = a real step) skips the other steps as Keras does."""
         x = np.asarray(inputs, dtype=np.float32)
@@ -438,7 +438,7 @@ class Bidirectional(Layer):
                              _MERGE[self.merge_mode], f.dropout, f.recurrent_dropout,
                              f._node_seed(), params, grads)]
 
-    def __call__(self, inputs, initial_state=None, mask=None, training=False):
+    def call(self, inputs, initial_state=None, mask=None, training=False):
         """initial_state: the forward layer's states, then the backward layer's (Keras)."""
         x = np.asarray(inputs, dtype=np.float32)
         if x.ndim != 3:

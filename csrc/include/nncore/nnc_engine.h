@@ -56,23 +56,51 @@ int nnc_node_reserve_y(nnc_node *self, int64_t batch);
 void nnc_node_free(nnc_node *node); /* destroy + free the struct */
 
 /* Dense: y = act(x W + b), W [in x out] (Keras layout), b [out]; params = W then b. */
-nnc_node *nnc_dense_node_new(int64_t in, int64_t out, int use_bias, int act, float alpha,
-                             float *params, float *grads);
+/* steps > 1: samples are (steps, in) and the layer applies to the last axis (Keras's Dense on
+ * rank-3 input, TimeDistributed(Dense)). */
+nnc_node *nnc_dense_node_new(int64_t in, int64_t out, int64_t steps, int use_bias, int act,
+                             float alpha, float *params, float *grads);
+/* y[i] = x[map[i]] for i < out_size, per sample (Permute, RepeatVector); the gradient of an
+ * input value is the sum over the outputs that copy it. */
+nnc_node *nnc_gather_node_new(int64_t in_size, int64_t out_size, const int64_t *map);
 /* Activation layer on its own (softmax is over the last `cols` values of each sample). */
 nnc_node *nnc_act_node_new(int64_t size, int64_t cols, int act, float alpha);
 
-/* ---- the sequential model ---- */
-typedef struct nnc_seq nnc_seq;
+/* ---- the model graph ---- */
+typedef struct nnc_graph nnc_graph;
 
-/* Takes ownership of the nodes. out_act is applied to the last node's output on predict and is
- * merged into the loss while training (softmax/sigmoid + cross-entropy on logits). */
-nnc_seq *nnc_seq_new(nnc_node **nodes, int n_nodes, int64_t in_size, int out_act);
-void nnc_seq_free(nnc_seq *s);
-int64_t nnc_seq_out_size(const nnc_seq *s);
-/* Size of the parameter arena given to nnc_seq_compile (0 before). */
-int64_t nnc_seq_num_params(const nnc_seq *s);
-/* Node i of the chain (still owned by the model), NULL if out of range. */
-nnc_node *nnc_seq_node(nnc_seq *s, int i);
+/* Op kinds: a layer node, or a merge of several values. */
+enum {
+    NNC_OP_NODE = 0,
+    NNC_OP_CONCAT, /* ip = {outer}: concatenation of each sample viewed as [outer x inner_j] */
+    NNC_OP_ADD, NNC_OP_SUB, NNC_OP_MUL, NNC_OP_AVG, NNC_OP_MAX, NNC_OP_MIN,
+    NNC_OP_DOT     /* ip = {a1, b1, axis1, a2, b2, axis2, normalize}: samples as a x b */
+};
+
+/* A graph with n_inputs inputs (values 0..n_inputs-1) of in_sizes floats per sample. */
+nnc_graph *nnc_graph_new(int n_inputs, const int64_t *in_sizes);
+void nnc_graph_free(nnc_graph *g);
+/* Appends a node reading value `in` (takes ownership); returns the id of the value it makes,
+ * or < 0 (NNC_E_ARG: unknown value or size mismatch). */
+int nnc_graph_add_node(nnc_graph *g, nnc_node *node, int in);
+/* Appends a merge of n_in values; returns the new value's id or < 0. */
+int nnc_graph_add_merge(nnc_graph *g, int kind, int n_in, const int *ins, const int64_t *ip,
+                        int n_ip);
+/* After each backward, dst[0:n] += src[0:n]: the weight gradients of a second call of a shared
+ * layer (its node writes them to src) added into the first call's block. */
+int nnc_graph_add_grad_fold(nnc_graph *g, float *dst, const float *src, int64_t n);
+/* Ends construction: the outputs (distinct values), the activation split off each (applied
+ * on predict, merged into a matching loss) and its last-axis size. */
+int nnc_graph_set_outputs(nnc_graph *g, int n_out, const int *values, const int *acts,
+                          const int64_t *cols);
+int nnc_graph_n_ops(const nnc_graph *g);
+int64_t nnc_graph_value_size(const nnc_graph *g, int v);
+/* Size of the parameter arena given to nnc_graph_compile (0 before). */
+int64_t nnc_graph_num_params(const nnc_graph *g);
+/* The node of op i (still owned by the graph), NULL for merges or out of range. */
+nnc_node *nnc_graph_node(nnc_graph *g, int i);
+/* Gradient buffers the graph keeps (a chain needs 2). */
+int nnc_graph_num_buffers(const nnc_graph *g);
 
 /* Optimizer kinds; slots are caller-owned arrays of n_params floats (NULL where unused). */
 enum { NNC_OPT_SGD = 0, NNC_OPT_ADAM, NNC_OPT_RMSPROP };
@@ -91,42 +119,46 @@ typedef struct {
  * l1*sum|w| + l2*sum w^2 added to the loss and its gradient). Until this is called, the whole
  * arena is one trainable range. clipnorm applies per range (per variable, as Keras). Ranges
  * must lie inside the arena, in increasing order, without overlap (else NNC_E_ARG). */
-int nnc_seq_set_param_ranges(nnc_seq *s, int n_ranges, const int64_t *offsets,
-                             const int64_t *sizes, const float *l1, const float *l2);
+int nnc_graph_set_param_ranges(nnc_graph *g, int n_ranges, const int64_t *offsets,
+                               const int64_t *sizes, const float *l1, const float *l2);
 
-int nnc_seq_compile(nnc_seq *s, float *params, float *grads, int64_t n_params, int loss,
-                    int from_logits, float loss_param, const nnc_optimizer *opt, float *slot0,
-                    float *slot1, float *slot2);
-/* All NNC_LOSS_NPARAMS loss parameters (after compile, which sets params[0] = loss_param). */
-int nnc_seq_set_loss_params(nnc_seq *s, const float *params);
-void nnc_seq_set_step(nnc_seq *s, int64_t t);
-int64_t nnc_seq_get_step(const nnc_seq *s);
+int nnc_graph_compile(nnc_graph *g, float *params, float *grads, int64_t n_params,
+                      const nnc_optimizer *opt, float *slot0, float *slot1, float *slot2);
+/* Loss of output k (-1: none), its NNC_LOSS_NPARAMS parameters and its weight in the total. */
+int nnc_graph_set_loss(nnc_graph *g, int k, int loss, int from_logits, const float *params,
+                       float weight);
+void nnc_graph_set_step(nnc_graph *g, int64_t t);
+int64_t nnc_graph_get_step(const nnc_graph *g);
 /* Tell every node its parameters changed (after set_weights). */
-int nnc_seq_params_changed(nnc_seq *s);
+int nnc_graph_params_changed(nnc_graph *g);
 
-/* Inference: out [n x out_size] = model(X [n x in_size]) in batches of batch_size.
- * Returns NNC_E_NONFINITE if X holds NaN/inf (checked in C, cheap next to the forward). */
-int nnc_seq_predict(nnc_seq *s, const float *X, int64_t n, int64_t batch_size, float *out);
+/* Arrays are per input (X, dx) or per output (Y, SW, preds, out, upstream); sample-major.
+ * Y[k] is float [n x size] or int32 labels [n x steps] for sparse losses. SW[k] (SW or its
+ * entries may be NULL) holds one weight per sample. */
 
-/* Training: for each of the n_idx / batch_size (rounded up) batches, gather rows idx[...] of
- * X, Y (float [rows x out] or int32 labels) and sw (sample weights or NULL), run forward, loss,
- * backward and one optimizer step with learning rate lrs[batch]. batch_loss[b] receives the
- * weighted mean loss of batch b; preds (if not NULL) receives the outputs in idx order. */
-int nnc_seq_train(nnc_seq *s, const float *X, const void *Y, const float *sw, const int64_t *idx,
-                  int64_t n_idx, int64_t batch_size, const float *lrs, double *batch_loss,
-                  float *preds);
-/* Like predict, plus the summed weighted loss (no backward, no update). */
-int nnc_seq_evaluate(nnc_seq *s, const float *X, const void *Y, const float *sw, int64_t n,
-                     int64_t batch_size, double *loss_sum, float *preds);
-/* Gradients of the loss of one batch w.r.t. the params (into grads) and the input (dx, may be
- * NULL), without an update: for explanations and gradient checks. */
-int nnc_seq_gradients(nnc_seq *s, const float *X, const void *Y, const float *sw, int64_t n,
-                      double *loss_sum, float *dx);
-
-/* d(sum(upstream * model(X)))/dX: backward from a given gradient on the model's outputs (after
- * out_act), with inference behaviour (training mode 2). For explanations. n <= any batch. */
-int nnc_seq_output_gradients(nnc_seq *s, const float *X, int64_t n, const float *upstream,
-                             float *dx, float *out);
+/* Inference: out[k] = output k (after its activation) in batches of batch_size.
+ * Returns NNC_E_NONFINITE if an input holds NaN/inf (checked in C). */
+int nnc_graph_predict(nnc_graph *g, const float *const *X, int64_t n, int64_t batch_size,
+                      float *const *out);
+/* Training: for each of the n_idx / batch_size (rounded up) batches, gather rows idx[...],
+ * run forward, the losses, backward and one optimizer step with learning rate lrs[batch].
+ * batch_loss[b * (n_out + 1)] receives the total (weighted, with penalties) and then each
+ * output's mean loss; preds (may be NULL) receives the outputs in idx order. */
+int nnc_graph_train(nnc_graph *g, const float *const *X, const void *const *Y,
+                    const float *const *SW, const int64_t *idx, int64_t n_idx, int64_t batch_size,
+                    const float *lrs, double *batch_loss, float *const *preds);
+/* Like predict, plus each output's summed (sample-weighted, unscaled) loss. */
+int nnc_graph_evaluate(nnc_graph *g, const float *const *X, const void *const *Y,
+                       const float *const *SW, int64_t n, int64_t batch_size, double *loss_sums,
+                       float *const *preds);
+/* Gradients of one batch's loss w.r.t. the params (into grads) and the inputs (dx, may be
+ * NULL or hold NULLs), without an update: for explanations and gradient checks. */
+int nnc_graph_gradients(nnc_graph *g, const float *const *X, const void *const *Y,
+                        const float *const *SW, int64_t n, double *loss_sums, float *const *dx);
+/* d(sum_k sum(upstream[k] * output_k(X)))/dX, with inference behaviour (training mode 2);
+ * upstream[k] NULL: no gradient from output k. out[k] (may be NULL) receives the outputs. */
+int nnc_graph_output_gradients(nnc_graph *g, const float *const *X, int64_t n,
+                               const float *const *upstream, float *const *dx, float *const *out);
 
 #ifdef __cplusplus
 }
