@@ -90,7 +90,7 @@ def stack_cases(b, kind, T, F, B=32):
     # Weight gradients of one batch (forward, loss, backward), as a training step needs them: like
     # torch with an input that does not require grad, the first layer's dX is not computed.
     X, Y, _ = m._prepare_data(x, t)
-    ours_fb = lambda: m._engine.gradients([X], [Y], [None], None)  # noqa: E731
+    ours_fb = lambda: m._engine.gradients(X, Y, [None], None)  # noqa: E731
     npm = NumpyStack(NumpyLSTM if kind == "lstm" else NumpyGRU, F, 64, 32, rng)
     np_f = lambda: npm.forward(x)  # noqa: E731
     np_fb = lambda: npm.forward_backward(x, t)  # noqa: E731
@@ -143,7 +143,7 @@ def masked_case(b, kind, T=60, F=8, B=32):
             torch.nn.functional.mse_loss(h[0], tt).backward()
 
     b.case(f"{kind} masked B{B} T{T} F{F} lengths 10..{T} fwd+bwd (torch: packed)",
-           lambda: m._engine.gradients([X], [Y], [None], None), torch=tfb)
+           lambda: m._engine.gradients(X, Y, [None], None), torch=tfb)
 
 
 def step_cases(b, kind, B=64, H=128, F=32):
@@ -179,7 +179,7 @@ def step_cases(b, kind, B=64, H=128, F=32):
     name = f"{kind} one step B{B} H{H} F{F}"
     X, Y, _ = m._prepare_data(x, t)  # weight gradients only, as in stack_cases
     b.case(name + " fwd", lambda: m.predict_on_batch(x), numpy=lambda: npm.forward(x), torch=tf)
-    b.case(name + " fwd+bwd", lambda: m._engine.gradients([X], [Y], [None], None), numpy=np_fb, torch=tfb)
+    b.case(name + " fwd+bwd", lambda: m._engine.gradients(X, Y, [None], None), numpy=np_fb, torch=tfb)
 
 
 def epoch_case(b, kind, n=5000, T=30, F=8, epochs=3):

@@ -196,7 +196,8 @@ class Graph:
         return {"name": name, "layers": layers,
                 "input_layers": [where[id(t)] for t in self.inputs],
                 "output_layers": [where[id(t)] for t in self.outputs],
-                "input_keys": self.input_keys, "output_keys": self.output_keys}
+                "input_keys": self.input_keys, "output_keys": self.output_keys,
+                "input_kind": self.input_kind, "output_kind": self.output_kind}
 
 
 def _class_name(layer):
@@ -304,6 +305,10 @@ def functional_from_config(config):
         if not isinstance(ok, list) or len(ok) != len(outs):
             raise ValueError("functional config: output_keys do not match output_layers")
         outs = dict(zip(ok, outs))
+    if config.get("input_kind") == "single" and len(ins) == 1:
+        ins = ins[0]
+    if config.get("output_kind") == "single" and len(outs) == 1:
+        outs = outs[0]
     return ins, outs, config.get("name")
 
 

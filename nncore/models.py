@@ -6,6 +6,7 @@ graph (csrc/engine/graph.c); fit then passes whole runs of batches to C (nnc_gra
 Python only shuffles indices, evaluates metrics on each chunk's predictions (vectorised) and
 reports progress. The symbolic graph (tensors, calls, order, config) lives in graph.py.
 """
+import itertools
 import math
 import os
 import threading
@@ -84,6 +85,9 @@ def _check_fit_args(batch_size, epochs, verbose, validation_split, shuffle, init
     else:
         raise ValueError(f"validation_freq must be a positive int or a collection of epochs (>= 1), got {validation_freq!r}")
     return (1 if verbose == "auto" else int(verbose)), val_epochs
+
+
+_keys = itertools.count(1)  # program value keys (negative: never an id())
 
 
 def _take(a, sel, n):
@@ -246,9 +250,9 @@ class Model:
         """The program: (input keys, [(layer, [input keys], output key, input shape)], output
         keys), nested models expanded in place (their layers run as the parent's nodes)."""
         ins = [id(t) for t in self._graph.inputs]
-        steps = []
-        self._expand(self._graph, {k: k for k in ins}, steps)
-        return ins, steps, [id(t) for t in self._graph.outputs]
+        steps, keymap = [], {k: k for k in ins}
+        self._expand(self._graph, keymap, steps)
+        return ins, steps, [keymap[id(t)] for t in self._graph.outputs]
 
     @staticmethod
     def _expand(graph, keymap, steps):
@@ -262,20 +266,19 @@ class Model:
                 k = in_keys[0]
                 shape = node.input_shapes[0]
                 for sub in layer.layers:
-                    out = object()
-                    keymap[id(out)] = id(out)
-                    steps.append((sub, [k], id(out), shape, out))
-                    k, shape = id(out), sub.compute_output_shape(shape)
+                    key = -next(_keys)
+                    steps.append((sub, [k], key, shape, None))
+                    k, shape = key, sub.compute_output_shape(shape)
                 keymap[id(node.outputs[0])] = k
             elif isinstance(layer, Model):
                 inner = dict(zip((id(t) for t in layer._graph.inputs), in_keys))
                 Model._expand(layer._graph, inner, steps)
                 for t_outer, t_inner in zip(node.outputs, layer._graph.outputs):
                     keymap[id(t_outer)] = inner[id(t_inner)]
-            else:
-                keymap[id(node.outputs[0])] = id(node.outputs[0])
+            else:  # a fresh key per expansion: a nested model called twice runs twice
+                key = keymap[id(node.outputs[0])] = -next(_keys)
                 shape = node.input_shapes if layer._multi_input else node.input_shapes[0]
-                steps.append((layer, in_keys, id(node.outputs[0]), shape, None))
+                steps.append((layer, in_keys, key, shape, None))
 
     def _leaf_layers(self):
         """Every layer that runs in this model, in Keras's weight order (nested models in place)."""
