@@ -29,6 +29,15 @@ def test_credit_risk_german():
     assert r["cost_per_applicant"] < 0.8 * r["accept_all_cost_per_applicant"]
 
 
+def test_credit_embeddings_german():
+    """The functional embedding model against the one-hot MLP on the real data."""
+    r = _example("credit_embeddings").run(_data("german_credit.csv"), quick=True, verbose=0)
+    emb, oh = r["embeddings"], r["one-hot MLP"]
+    assert emb["auc"] > 0.7 and oh["auc"] > 0.7
+    assert emb["cost_per_applicant"] < 1.5  # better than accepting everyone
+    assert abs(emb["auc"] - oh["auc"]) < 0.1
+
+
 def test_default_prediction_csv():
     r = _example("default_prediction").run(_data("german_credit_numeric.csv"), target="class", positive="2",
                                            quick=True, verbose=0)
@@ -56,5 +65,6 @@ def test_fraud_detection_ulb():
 def test_examples_run_on_generated_data(capsys):
     """No data needed: the default path of a script, through its command line."""
     assert _example("credit_risk").main(["--quick"]) == 0
+    assert _example("credit_embeddings").main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert "generated borrowers" in out and "test ROC AUC" in out
