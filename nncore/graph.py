@@ -139,19 +139,19 @@ class Graph:
         # inputs first, in the given order; the rest keep their dependency order
         self.nodes = [t._node for t in self.inputs] + [n for n in order
                                                        if not getattr(n.layer, "_is_input_layer", False)]
-        # Keras orders layers by depth (distance to the outputs), deepest first
+        # Keras orders layers by depth (distance to the outputs), deepest first, ties in the
+        # depth-first post-order from the outputs
         depth = {}
-        for node in reversed(self.nodes):
+        for node in reversed(order):
             d = depth.setdefault(id(node), 0)
             for t in node.inputs:
                 depth[id(t._node)] = max(depth.get(id(t._node), 0), d + 1)
         layer_depth, first = {}, {}
-        for i, node in enumerate(self.nodes):
+        for i, node in enumerate(order):
             lid = id(node.layer)
             layer_depth[lid] = max(layer_depth.get(lid, 0), depth[id(node)])
             first.setdefault(lid, (i, node.layer))
-        ranked = sorted(first.values(), key=lambda p: (0 if getattr(p[1], "_is_input_layer", False) else 1,
-                                                       -layer_depth[id(p[1])], p[0]))
+        ranked = sorted(first.values(), key=lambda p: (-layer_depth[id(p[1])], p[0]))
         self.layers = [layer for _, layer in ranked]
         names = collections.Counter(l.name for l in self.layers)
         dup = [n for n, c in names.items() if c > 1]
