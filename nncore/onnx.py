@@ -126,7 +126,50 @@ def _dense(g, layer, x, shape):
     args = [x, g.const(w[0], layer.name + "_kernel")]
     if layer.use_bias:
         args.append(g.const(w[1], layer.name + "_bias"))
-    return activation(g, layer.activation, g.op("Gemm", args))
+    if len(shape) == 1:
+        return activation(g, layer.activation, g.op("Gemm", args))
+    y = g.op("MatMul", args[:2])  # rank > 2: the last axis, as Keras
+    return activation(g, layer.activation, g.op("Add", [y, args[2]]) if layer.use_bias else y)
+
+
+@register(L.TimeDistributed)
+def _time_distributed(g, layer, x, shape):
+    return _converter(layer.layer)(g, layer.layer, x, shape)
+
+
+@register(L.Permute)
+def _permute(g, layer, x, shape):
+    return g.transpose(x, (0,) + tuple(layer.dims))
+
+
+@register(L.RepeatVector)
+def _repeat_vector(g, layer, x, shape):
+    u = g.op("Unsqueeze", [x, g.ints([1])])
+    return g.op("Tile", [u, g.ints([1, layer.n, 1])])
+
+
+# ---- merges: x is the list of input names, shape the list of input shapes -------------------
+@register(L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum, L.Concatenate, L.Dot)
+def _merge(g, layer, xs, shapes):
+    if isinstance(layer, L.Concatenate):
+        return g.op("Concat", xs, axis=layer._axis(len(shapes[0])) + 1)
+    if isinstance(layer, L.Subtract):
+        return g.op("Sub", xs)
+    if isinstance(layer, L.Dot):
+        if any(len(s) != 1 for s in shapes):
+            raise ValueError(f"layer {layer.name!r} (Dot): only vector inputs can be exported to ONNX")
+        if layer.normalize:
+            xs = [g.op("Div", [x, g.op("Sqrt", [g.op("Max", [g.op("ReduceSum", [g.op("Mul", [x, x]), g.ints([1])],
+                                                                   keepdims=1), g.const(1e-12, "eps")])])])
+                  for x in xs]
+        return g.op("ReduceSum", [g.op("Mul", xs), g.ints([1])], keepdims=1)
+    op = {L.Add: "Sum", L.Multiply: "Mul", L.Average: "Mean", L.Maximum: "Max", L.Minimum: "Min"}[type(layer)]
+    if op == "Mul":
+        y = xs[0]
+        for x in xs[1:]:
+            y = g.op("Mul", [y, x])
+        return y
+    return g.op(op, xs)
 
 
 @register(L.Activation)
@@ -395,28 +438,35 @@ def _converter(layer):
 
 
 def to_onnx(model, opset=DEFAULT_OPSET, input_name="input", output_name="output", doc_string=None):
-    """The model as an onnx.ModelProto (checked with onnx.checker)."""
+    """The model as an onnx.ModelProto (checked with onnx.checker). A Sequential has one input
+    and one output named input_name/output_name; a functional model's inputs and outputs are
+    named after its input layers and its output names (model.input_names/output_names)."""
     from . import __version__
-    from .models import Sequential
-    if not isinstance(model, Sequential):
-        raise TypeError(f"export expects an nn.Sequential, got {type(model).__name__}")
+    from .models import Model, Sequential
+    if not isinstance(model, Model):
+        raise TypeError(f"export expects an nn.Sequential or nn.Model, got {type(model).__name__}")
     if int(opset) < 17:
         raise ValueError(f"opset must be >= 17, got {opset}")
     model._require_built()
-    for layer in model.layers:  # fail before doing any work
+    ins, steps, outs = model._steps()
+    for layer, *_ in steps:  # fail before doing any work
         _converter(layer)
+    seq = isinstance(model, Sequential)
+    in_names = [input_name] if seq else list(model.input_names)
+    out_names = [output_name] if seq else list(model.output_names)
     g = Graph(int(opset))
-    shape = tuple(model._input_shape)
-    x = input_name
-    for layer in model.layers:
-        x = _converter(layer)(g, layer, x, shape)
-        shape = tuple(layer.output_shape)
-    out = tuple(model._out_shape)
-    g.nodes.append(helper.make_node("Identity", [x], [output_name], name="output_identity"))
+    name = dict(zip(ins, in_names))
+    for layer, in_keys, out_key, in_shape, _ in steps:
+        x = [name[k] for k in in_keys] if layer._multi_input else name[in_keys[0]]
+        name[out_key] = _converter(layer)(g, layer, x, in_shape)
+    for k, nm in zip(outs, out_names):
+        g.nodes.append(helper.make_node("Identity", [name[k]], [nm], name=f"output_identity_{nm}"))
     graph = helper.make_graph(
         g.nodes, model.name,
-        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", *shape_in(model)])],
-        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", *out])],
+        [helper.make_tensor_value_info(nm, TensorProto.FLOAT, ["batch", *s])
+         for nm, s in zip(in_names, model._in_shapes())],
+        [helper.make_tensor_value_info(nm, TensorProto.FLOAT, ["batch", *s])
+         for nm, s in zip(out_names, model._engine_out_shapes)],
         initializer=g.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", int(opset))],
                               producer_name="nncore", producer_version=__version__,
@@ -430,7 +480,7 @@ def shape_in(model):
 
 
 def export(model, path, opset=DEFAULT_OPSET, input_name="input", output_name="output"):
-    """Write `model` (an nn.Sequential) to an ONNX file at `path`; returns the ModelProto.
+    """Write `model` (an nn.Sequential or nn.Model) to an ONNX file at `path`; returns the ModelProto.
 
     The graph computes model.predict (inference form: Dropout is the identity, normalisation
     uses moving statistics). Raises ValueError naming the first layer that has no converter."""

@@ -32,7 +32,13 @@ from . import layers as layers_mod
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from . import utils
-from .models import Sequential
+from .models import Model, Sequential
+
+
+def _input_shape(net):
+    """Per-sample input shape of a Sequential (None until known) or a one-input Model."""
+    return net._input_shape if isinstance(net, Sequential) else tuple(net._in_shapes()[0])
+
 
 __all__ = ["NNClassifier", "NNRegressor"]
 
@@ -161,9 +167,12 @@ class _NNBase(BaseEstimator):
             else:
                 kwargs = {k: v for k, v in dict(meta, meta=meta).items() if k in params}
             net = self.model(**kwargs)
-            if not isinstance(net, Sequential):
-                raise TypeError(f"model must return an nn.Sequential, got {type(net).__name__}")
-            shape = net._input_shape
+            if not isinstance(net, Model):
+                raise TypeError(f"model must return an nn.Sequential or an nn.Model, got {type(net).__name__}")
+            if not isinstance(net, Sequential) and len(net.inputs) != 1:
+                raise ValueError(f"the model returned by `model` has {len(net.inputs)} inputs; an estimator "
+                                 f"feeds one matrix X, so it must have one input")
+            shape = _input_shape(net)
             if shape is None:
                 shape = (d,)
             elif int(np.prod(shape)) != d:
@@ -176,7 +185,7 @@ class _NNBase(BaseEstimator):
 
     def _fit_model(self, X, y, sample_weight, epochs, class_weight=None, validation_split=None):
         net = self.model_
-        shape = net._input_shape
+        shape = _input_shape(net)
         if tuple(shape) != (X.shape[1],):
             X = X.reshape((X.shape[0],) + tuple(shape))
         if sample_weight is not None:
@@ -207,7 +216,7 @@ class _NNBase(BaseEstimator):
     def _raw_predict(self, X):
         check_is_fitted(self, "model_")
         X, _ = self._validate_X(X, reset=False)
-        shape = self.model_._input_shape
+        shape = _input_shape(self.model_)
         if tuple(shape) != (X.shape[1],):
             X = X.reshape((X.shape[0],) + tuple(shape))
         out = self.model_.predict(X, batch_size=1024)

@@ -252,3 +252,23 @@ def test_model_function_with_sequence_input():
     assert clf.predict_proba(X).shape == (120, 2)
     with pytest.raises(ValueError, match="takes inputs of shape"):
         NNClassifier(model=lambda: build(10), epochs=1).fit(X, y)
+
+
+def test_build_function_may_return_a_functional_model():
+    """A build function returning nn.Model (one input) works as a Sequential does."""
+    from nncore.sklearn import NNClassifier
+    import nncore as nn
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 6)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+
+    def build(n_features_in, n_classes):
+        x = nn.Input(shape=(n_features_in,))
+        h = nn.layers.Dense(16, activation="relu")(x)
+        h = nn.layers.add([h, nn.layers.Dense(16, activation="relu")(h)])  # a residual block
+        return nn.Model(x, nn.layers.Dense(1 if n_classes == 2 else n_classes,
+                                           activation="sigmoid" if n_classes == 2 else "softmax")(h))
+
+    clf = NNClassifier(model=build, epochs=30, random_state=0).fit(X, y)
+    assert clf.score(X, y) > 0.9
+    assert clf.predict_proba(X).shape == (300, 2)
