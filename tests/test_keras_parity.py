@@ -18,18 +18,18 @@ def _build(lib, L):
     cat = lib.Input(shape=(1,), name="cat")
     num = lib.Input(shape=(6,), name="num")
     seq = lib.Input(shape=(5, 3), name="seq")
-    e = L.Flatten()(L.Embedding(7, 3, name="emb")(cat))
+    e = L.Flatten(name="flat_e")(L.Embedding(7, 3, name="emb")(cat))
     shared = L.Dense(6, activation="tanh", name="shared")
-    r = L.add([shared(num), num])                                 # residual through a shared layer
+    r = L.add([shared(num), num], name="res")                                 # residual through a shared layer
     r = shared(r)
     t = L.Dense(4, name="dense_seq")(seq)                         # Dense on rank 3
-    t = L.Flatten()(L.Permute((2, 1))(t))
+    t = L.Flatten(name="flat_t")(L.Permute((2, 1), name="perm")(t))
     h = L.concatenate([e, r, t], name="cat_all")
     h = L.Dense(8, activation="relu", name="h")(h)
     d = L.Dot(axes=1, normalize=True, name="cos")([h, L.Dense(8, name="proj")(h)])
-    p = L.Dense(1, activation="sigmoid", name="p")(L.concatenate([h, d]))
-    q = L.Dense(2, activation="softmax", name="q")(L.multiply([h, L.Dense(8, name="gate")(h)]))
-    return lib.Model([cat, num, seq], [p, q])
+    p = L.Dense(1, activation="sigmoid", name="p")(L.concatenate([h, d], name="cat_d"))
+    q = L.Dense(2, activation="softmax", name="q")(L.multiply([h, L.Dense(8, name="gate")(h)], name="mul"))
+    return lib.Model([cat, num, seq], [p, q], name="parity")
 
 
 def test_same_structure_weights_and_predictions():
