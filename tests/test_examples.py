@@ -50,7 +50,7 @@ def test_default_prediction_csv():
 def test_market_forecasting_sp500():
     r = _example("market_forecasting").run(_data("sp500_daily.csv"), quick=True, verbose=0, limit=2500)
     assert r["last_value_mse"] > 1.5 * r["zero_mse"]  # the naive last-value forecast is poor
-    for k in ("lstm", "conv1d"):
+    for k in ("lstm", "conv1d", "lstm_vol"):  # lstm_vol: the two-input functional model
         if k + "_mse" in r:
             assert r[k + "_mse"] < 1.15 * r["zero_mse"], k  # a model must not be much worse than zero
 
