@@ -22,7 +22,7 @@ export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 TESTS=(tests/test_gemm.py tests/test_conv.py tests/test_pool.py tests/test_rnn.py tests/test_rnn_masking.py
        tests/test_elem.py tests/test_layers_norm.py tests/test_threadpool_sched.py tests/test_model.py
-       tests/test_cnn_model.py tests/test_rnn_model.py tests/test_errors.py tests/test_saving.py)
+       tests/test_cnn_model.py tests/test_rnn_model.py tests/test_errors.py tests/test_saving.py tests/test_functional.py)
 ISAS=$(cd "$WORK/src" && LD_PRELOAD="$RT" "$PY" -c "from nncore import _kernels as K; print(' '.join(i for i in ('generic', 'avx2', 'avx512') if K.isa_supported(i)))")
 for isa in $ISAS; do
     echo "== sanitizers, NNCORE_ISA=$isa"
