@@ -24,6 +24,37 @@ def _inputs(model, x):
     return np.ascontiguousarray(x)
 
 
+def _multi(model):
+    from .models import Sequential
+    return not isinstance(model, Sequential) and len(model.inputs) > 1
+
+
+def _as_list(model, x):
+    """The inputs as a list of float32 arrays with a batch axis, and a function that packs a
+    per-input list back the way x came (one array, a list, or a dict keyed by input name)."""
+    if not _multi(model):
+        return [_inputs(model, x)], lambda l: l[0]
+    names, shapes = model.input_names, model._in_shapes()
+    if isinstance(x, dict):
+        xs, pack = [x[k] for k in names], lambda l: dict(zip(names, l))
+    elif isinstance(x, (list, tuple)) and len(x) == len(names):
+        xs, pack = list(x), list
+    else:
+        raise ValueError(f"model {model.name!r} has inputs {names}: pass a list or a dict of arrays")
+    out = []
+    for a, shp in zip(xs, shapes):
+        a = np.asarray(a, dtype=np.float32)
+        out.append(np.ascontiguousarray(a[None] if a.shape == tuple(shp) else a))
+    return out, pack
+
+
+def _grads(model, xs, up):
+    """d sum(up * output) / d each input (a list), one batched engine call."""
+    if len(xs) == 1 and not _multi(model):
+        return [model._output_gradients(xs[0], up)[1]]
+    return model._output_gradients_list(xs, up)[1]
+
+
 def _upstream(model, out_size, n, target, outputs=None):
     """Which output to explain: target=None means the only output, or for several outputs each
     row's predicted (arg-max) class; an int picks that output for every row; an array one per row."""
@@ -47,19 +78,20 @@ def _out_size(model):
 
 
 def input_gradients(model, x, target=None):
-    """d output / d input for each row of x (same shape as x). target: which output (see module doc)."""
-    x = _inputs(model, x)
+    """d output / d input for each row of x (same shape as x; per input, as x came, for a
+    multi-input model). target: which output (see module doc)."""
+    xs, pack = _as_list(model, x)
     k = _out_size(model)
-    n = x.shape[0]
-    outputs = model.predict(x) if (target is None and k > 1) else None
-    _, dx = model._output_gradients(x, _upstream(model, k, n, target, outputs))
-    return dx
+    n = xs[0].shape[0]
+    outputs = model.predict(xs if len(xs) > 1 else xs[0]) if (target is None and k > 1) else None
+    return pack(_grads(model, xs, _upstream(model, k, n, target, outputs)))
 
 
 def gradient_x_input(model, x, target=None):
     """input x (d output / d input): a first-order attribution relative to an all-zero input."""
-    x = _inputs(model, x)
-    return x * input_gradients(model, x, target)
+    xs, pack = _as_list(model, x)
+    g = input_gradients(model, xs if len(xs) > 1 else xs[0], target)
+    return pack([a * b for a, b in zip(xs, g if len(xs) > 1 else [g])])
 
 
 def integrated_gradients(model, x, baseline=None, steps=50, target=None, max_rows=16384):
@@ -67,41 +99,47 @@ def integrated_gradients(model, x, baseline=None, steps=50, target=None, max_row
     gradient on the straight path from baseline to x, by the trapezoid rule over `steps`
     intervals. Attributions of a row sum to f(x) - f(baseline) up to the quadrature error
     (completeness). baseline: None (zeros), one sample (e.g. the training mean, broadcast) or one
-    per row. All rows x (steps + 1) points are evaluated in batched engine calls."""
-    x = _inputs(model, x)
+    per row (per input, as x, for a multi-input model). All rows x (steps + 1) points are
+    evaluated in batched engine calls."""
+    xs, pack = _as_list(model, x)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"integrated_gradients: steps must be a positive int, got {steps!r}")
-    n, feat = x.shape[0], x.shape[1:]
+    n = xs[0].shape[0]
     if baseline is None:
-        b = np.zeros_like(x)
+        bs = [np.zeros_like(a) for a in xs]
     else:
-        b = np.asarray(baseline, dtype=np.float32)
-        try:
-            b = np.broadcast_to(b, x.shape)
-        except ValueError:
-            raise ValueError(f"integrated_gradients: baseline of shape {b.shape} does not broadcast to the "
-                             f"inputs' shape {x.shape}") from None
+        bl = _as_list(model, baseline)[0] if len(xs) > 1 else [baseline]
+        bs = []
+        for a, b in zip(xs, bl):
+            b = np.asarray(b, dtype=np.float32)
+            try:
+                bs.append(np.broadcast_to(b, a.shape))
+            except ValueError:
+                raise ValueError(f"integrated_gradients: baseline of shape {b.shape} does not broadcast to the "
+                                 f"inputs' shape {a.shape}") from None
     k = _out_size(model)
-    outputs = model.predict(x) if (target is None and k > 1) else None
+    outputs = model.predict(xs if len(xs) > 1 else xs[0]) if (target is None and k > 1) else None
     up_rows = _upstream(model, k, n, target, outputs)
     alphas = np.linspace(0.0, 1.0, steps + 1, dtype=np.float64)
     wts = np.full(steps + 1, 1.0 / steps)
     wts[[0, -1]] *= 0.5  # trapezoid
-    diff = (x - b).astype(np.float32)
+    diffs = [(a - b).astype(np.float32) for a, b in zip(xs, bs)]
     m = steps + 1
     rows_per_block = max(1, int(max_rows) // m)
-    avg = np.empty(x.shape, np.float64)
+    avgs = [np.empty(a.shape, np.float64) for a in xs]
     for r0 in range(0, n, rows_per_block):
         r1 = min(n, r0 + rows_per_block)
-        d = diff[r0:r1]
-        # (rows, m, *feat): sample-major so each sample's path is contiguous
-        pts = b[r0:r1, None] + alphas.astype(np.float32).reshape((1, m) + (1,) * len(feat)) * d[:, None]
-        pts = np.ascontiguousarray(pts.reshape(((r1 - r0) * m,) + feat), dtype=np.float32)
+        pts = []
+        for b, d in zip(bs, diffs):
+            feat = d.shape[1:]
+            # (rows, m, *feat): sample-major so each sample's path is contiguous
+            p = b[r0:r1, None] + alphas.astype(np.float32).reshape((1, m) + (1,) * len(feat)) * d[r0:r1, None]
+            pts.append(np.ascontiguousarray(p.reshape(((r1 - r0) * m,) + feat), dtype=np.float32))
         up = np.repeat(up_rows[r0:r1], m, axis=0)
-        _, g = model._output_gradients(pts, up)
-        g = g.reshape((r1 - r0, m) + feat).astype(np.float64)
-        avg[r0:r1] = np.tensordot(wts, np.moveaxis(g, 1, 0), axes=1)
-    return (avg * diff).astype(np.float32)
+        for avg, g, d in zip(avgs, _grads(model, pts, up), diffs):
+            g = g.reshape((r1 - r0, m) + d.shape[1:]).astype(np.float64)
+            avg[r0:r1] = np.tensordot(wts, np.moveaxis(g, 1, 0), axes=1)
+    return pack([(avg * d).astype(np.float32) for avg, d in zip(avgs, diffs)])
 
 
 def _score_fn(metric):
@@ -165,7 +203,12 @@ def top_reasons(model, x_row, feature_names=None, k=3, method="integrated_gradie
     method: 'integrated_gradients' (default; baseline e.g. the training mean), 'gradient_x_input'
     or 'input_gradients'. direction: 'up' (features that raised the score: the reasons for a high
     default-risk score), 'down' (features that lowered it) or 'abs' (largest either way)."""
-    x = np.asarray(x_row, dtype=np.float32).reshape(1, -1)
+    multi = _multi(model)
+    if multi:  # one sample per input; features named input[i] unless names are given
+        xs, _ = _as_list(model, x_row)
+        x = [a.reshape(1, -1) for a in xs]
+    else:
+        x = np.asarray(x_row, dtype=np.float32).reshape(1, -1)
     if method == "integrated_gradients":
         a = integrated_gradients(model, x, baseline=baseline, steps=steps, target=target)
     elif method == "gradient_x_input":
@@ -175,8 +218,14 @@ def top_reasons(model, x_row, feature_names=None, k=3, method="integrated_gradie
     else:
         raise ValueError(f"top_reasons: unknown method {method!r}; use 'integrated_gradients', "
                          "'gradient_x_input' or 'input_gradients'")
+    if multi:
+        default = [f"{nm}[{i}]" for nm, xi in zip(model.input_names, x) for i in range(xi.size)]
+        a = np.concatenate([ai.reshape(-1) for ai in a])
+        x = np.concatenate([xi.reshape(-1) for xi in x])[None]
+    else:
+        default = None
     a = a.reshape(-1)
-    names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(a.size)]
+    names = list(feature_names) if feature_names is not None else (default or [f"x{i}" for i in range(a.size)])
     if len(names) != a.size:
         raise ValueError(f"top_reasons: {len(names)} feature names for {a.size} features")
     if direction == "up":

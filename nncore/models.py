@@ -1112,6 +1112,21 @@ class Model:
         return (out.reshape((n,) + tuple(self._engine_out_shapes[0])),
                 dx.reshape((n,) + tuple(self._in_shapes()[0])))
 
+    def _output_gradients_list(self, xs, upstream):
+        """(outputs, [d sum(upstream * output) / d input]) for a model with several inputs and
+        one output, inference behaviour, one batched C call."""
+        X = self._prepare_xs(xs, check_finite=True)
+        if len(self._engine.out_sizes) != 1:
+            raise ValueError(f"explanations need a model with one output; {self.name!r} has "
+                             f"{len(self._engine.out_sizes)}")
+        n, size = X[0].shape[0], self._engine.out_sizes[0]
+        up = np.ascontiguousarray(_as_float32(upstream, "upstream").reshape(n, size))
+        dx = [np.empty_like(a) for a in X]
+        out = np.empty((n, size), np.float32)
+        with self._lock:
+            self._engine.output_gradients(X, [up], dx, [out])
+        return out, [d.reshape((n,) + tuple(s)) for d, s in zip(dx, self._in_shapes())]
+
     # ---- description --------------------------------------------------------------------
     def _summary_rows(self):
         g = self._graph
