@@ -399,3 +399,16 @@ def test_bad_graphs_are_clear_errors():
         cfg = m.get_config()
         cfg["layers"][-1]["inbound_nodes"][0]["args"][0] = ["x1", 5, 0]
         nn.Model.from_config(cfg)
+
+
+def test_dataframes_per_input_and_callbacks(rng):
+    pd = pytest.importorskip("pandas")
+    m = _two_output_model()
+    m.compile("adam", loss={"p": "binary_crossentropy", "amt": "mse"}, metrics={"p": ["auc"]})
+    x, y = _two_output_data(rng, 128)
+    xdf = {"cat": pd.DataFrame(x["cat"], columns=["c"]), "num": pd.DataFrame(x["num"])}
+    stop = nn.callbacks.EarlyStopping(monitor="val_p_auc", mode="max", patience=1, restore_best_weights=True)
+    h = m.fit(xdf, {"p": pd.Series(y["p"]), "amt": y["amt"]}, epochs=30, verbose=0,
+              validation_split=0.25, callbacks=[stop])
+    assert "val_p_auc" in h.history and len(h.epoch) <= 30
+    np.testing.assert_array_equal(m.predict(xdf)["p"], m.predict(x)["p"])
