@@ -290,22 +290,25 @@ cdef class Graph:
         return nnc_graph_num_params(self.ptr)
 
     cdef int _check_x(self, list X, int64_t n) except -1:
+        cdef Py_ssize_t i
         if len(X) != len(self.in_sizes):
             raise ValueError(f"expected {len(self.in_sizes)} input arrays, got {len(X)}")
-        for x, s in zip(X, self.in_sizes):
-            need_f32(x, "x")
-            if x.size != n * s:
+        for i in range(len(X)):
+            need_f32(X[i], "x")
+            if cnp.PyArray_SIZE(<cnp.ndarray>X[i]) != n * <int64_t>self.in_sizes[i]:
                 raise ValueError("an input array does not match the model")
         return 0
 
     cdef int _check_out(self, list arrs, int64_t n, str what, bint allow_none) except -1:
+        cdef Py_ssize_t i
         if len(arrs) != len(self.out_sizes):
             raise ValueError(f"expected {len(self.out_sizes)} {what} arrays, got {len(arrs)}")
-        for a, s in zip(arrs, self.out_sizes):
+        for i in range(len(arrs)):
+            a = arrs[i]
             if a is None and allow_none:
                 continue
             need_f32(a, what)
-            if a.size != n * s:
+            if cnp.PyArray_SIZE(<cnp.ndarray>a) != n * <int64_t>self.out_sizes[i]:
                 raise ValueError(f"a {what} array does not match the model")
         return 0
 
@@ -333,8 +336,16 @@ cdef class Graph:
     def predict(self, list X, int64_t batch_size, list out):
         cdef int st
         cdef int64_t n = X[0].shape[0]
+        cdef const float *x1
+        cdef float *o1
         self._check_x(X, n)
         self._check_out(out, n, "output", False)
+        if len(X) == 1 and len(out) == 1:  # the one-sample latency path: no pointer arrays
+            x1, o1 = fptr(X[0]), fptr(out[0])
+            with nogil:
+                st = nnc_graph_predict(self.ptr, &x1, n, batch_size, &o1)
+            check_status(st)
+            return
         cdef _Ptrs xp = _Ptrs(X), op = _Ptrs(out)
         with nogil:
             st = nnc_graph_predict(self.ptr, <const float *const *>xp.p, n, batch_size,

@@ -183,6 +183,7 @@ class Model:
         self.history = None
         self.stop_training = False
         self._batch_size = None
+        self._fast_in, self._fast_out = -1, 0
 
     # ---- structure ----------------------------------------------------------------------
     @property
@@ -308,6 +309,7 @@ class Model:
 
     def _invalidate(self):
         self._engine = None
+        self._fast_in, self._fast_out = -1, 0
 
     # ---- the engine ---------------------------------------------------------------------
     def _ensure_arena(self):
@@ -410,6 +412,11 @@ class Model:
         self._input_checks = [[l for l, in_keys, *_ in steps if k in in_keys and hasattr(l, "_check_input")]
                               for k in ins]
         self._engine = g
+        # predict's fast path: one flat input without index checks, one flat output
+        one = len(ins) == 1 and len(outs) == 1 and not self._input_checks[0] and len(shapes[0]) == 1
+        self._fast_in = g.in_sizes[0] if one else -1
+        self._has_stateful = bool(self._stateful())
+        self._fast_out = g.out_sizes[0] if one else 0
         if self._compiled:
             self._compile_program()
 
@@ -992,12 +999,17 @@ class Model:
         """Outputs for x, in batches of batch_size (default 32); float32."""
         eng = self._engine
         if (eng is not None and type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 2
-                and len(eng.in_sizes) == 1 and x.shape[1] == eng.in_sizes[0] and x.shape[0] > 0
-                and x.flags.c_contiguous and not self._input_checks[0]):
-            X = [x]  # fast path: already what the kernels take
-        else:
-            X = self._prepare_xs(x)
-            eng = self._engine
+                and self._fast_in == x.shape[1] and x.shape[0] > 0 and x.flags.c_contiguous
+                and batch_size is None and self._fast_out):
+            # fast path (one-sample latency): already what the kernels take, one input/output
+            n = x.shape[0]
+            out = np.empty((n, self._fast_out), dtype=np.float32)
+            with self._arena.lock:
+                eng.predict([x], self._batch_for(n, None, "predict") if self._has_stateful else 32, [out])
+            return out if self._graph is None or self._graph.output_kind == "single" else \
+                self._structure_outputs([out])
+        X = self._prepare_xs(x)
+        eng = self._engine
         _check_positive_int(batch_size, "batch_size", allow_none=True)
         n = X[0].shape[0]
         batch_size = self._batch_for(n, None if batch_size is None else int(batch_size), "predict")
