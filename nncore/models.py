@@ -1055,7 +1055,7 @@ class Model:
 
     def predict_on_batch(self, x):
         X = self._prepare_xs(x)
-        return self.predict(X if len(X) > 1 else X[0], batch_size=X[0].shape[0])
+        return self.predict(x, batch_size=X[0].shape[0])
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._require_compiled("train_on_batch")
