@@ -6,6 +6,7 @@ graph (csrc/engine/graph.c); fit then passes whole runs of batches to C (nnc_gra
 Python only shuffles indices, evaluates metrics on each chunk's predictions (vectorised) and
 reports progress. The symbolic graph (tensors, calls, order, config) lives in graph.py.
 """
+import contextlib
 import itertools
 import math
 import os
@@ -118,6 +119,9 @@ class _Arena:
         self.offsets = {id(l): off for l, off in zip(layers, offsets)}
         self.lock = threading.Lock()
         self.models = weakref.WeakSet()
+        # bumped by every training call: the other models on this arena refresh their packed
+        # weight copies (nnc_graph_params_changed) before they next run
+        self.version = 0
         for layer, off in zip(layers, offsets):
             pos, views = off, []
             for (name, shape, *_), w in zip(layer._specs, layer._weights):
@@ -151,6 +155,7 @@ class _Arena:
             m._invalidate()
 
     def params_changed(self):
+        self.version += 1
         for m in list(self.models):
             m._params_changed()
 
@@ -184,6 +189,7 @@ class Model:
         self.stop_training = False
         self._batch_size = None
         self._fast_in, self._fast_out = -1, 0
+        self._seen = -1
 
     # ---- structure ----------------------------------------------------------------------
     @property
@@ -412,6 +418,7 @@ class Model:
         self._input_checks = [[l for l, in_keys, *_ in steps if k in in_keys and hasattr(l, "_check_input")]
                               for k in ins]
         self._engine = g
+        self._seen = arena.version  # the new nodes packed the current weights
         # predict's fast path: one flat input without index checks, one flat output
         one = len(ins) == 1 and len(outs) == 1 and not self._input_checks[0] and len(shapes[0]) == 1
         self._fast_in = g.in_sizes[0] if one else -1
@@ -507,6 +514,21 @@ class Model:
         if self._engine is not None:
             with self._lock:
                 self._engine.params_changed()
+                self._seen = self._arena.version
+
+    @contextlib.contextmanager
+    def _run(self, trains=False):
+        """Holds the arena's lock around an engine call; first refreshes this model's packed
+        weights if another model on the arena (a sub-model, a parent) trained them."""
+        arena = self._arena
+        with arena.lock:
+            if self._seen != arena.version:
+                self._engine.params_changed()
+                self._seen = arena.version
+            yield
+            if trains:
+                arena.version += 1
+                self._seen = arena.version
 
     @property
     def _lock(self):
@@ -930,7 +952,7 @@ class Model:
                 lrs = self.optimizer.learning_rates(self.optimizer.iterations, nb)
                 preds = [np.empty((rows.size, out_sizes[k]), np.float32) if want[k] else None
                          for k in range(n_out)] if any(want) else None
-                with self._lock:
+                with self._run(trains=True):
                     self._engine.train(X, Y, SW, rows, batch_size, lrs, batch_loss, preds)
                 self.optimizer.iterations += nb
                 sizes = np.minimum(batch_size, rows.size - np.arange(nb) * batch_size)
@@ -963,7 +985,7 @@ class Model:
         metrics = self._new_metrics()
         n = X[0].shape[0]
         preds = [np.empty((n, s), np.float32) if ms else None for ms, s in zip(metrics, self._engine.out_sizes)]
-        with self._lock:
+        with self._run():
             sums = self._engine.evaluate(X, Y, SW, batch_size, preds if any(p is not None for p in preds) else None)
         per = [float(s) / (n * st) for s, st in zip(sums, self._engine.out_steps)]
         total = sum(w * p for w, p, l in zip(self._loss_weights, per, self._losses) if l is not None)
@@ -1004,7 +1026,11 @@ class Model:
             # fast path (one-sample latency): already what the kernels take, one input/output
             n = x.shape[0]
             out = np.empty((n, self._fast_out), dtype=np.float32)
-            with self._arena.lock:
+            arena = self._arena
+            with arena.lock:
+                if self._seen != arena.version:
+                    eng.params_changed()
+                    self._seen = arena.version
                 eng.predict([x], self._batch_for(n, None, "predict") if self._has_stateful else 32, [out])
             return out if self._graph is None or self._graph.output_kind == "single" else \
                 self._structure_outputs([out])
@@ -1014,7 +1040,7 @@ class Model:
         n = X[0].shape[0]
         batch_size = self._batch_for(n, None if batch_size is None else int(batch_size), "predict")
         outs = [np.empty((n, s), dtype=np.float32) for s in eng.out_sizes]
-        with self._lock:
+        with self._run():
             eng.predict(X, batch_size, outs)
         outs = [o if len(sh) == 1 else o.reshape((n,) + tuple(sh))
                 for o, sh in zip(outs, self._engine_out_shapes)]
@@ -1066,7 +1092,7 @@ class Model:
         preds = [np.empty((n, s), np.float32) if ms else None for ms, s in zip(metrics, self._engine.out_sizes)]
         bl = np.empty((1, 1 + len(Y)), dtype=np.float64)
         lrs = self.optimizer.learning_rates(self.optimizer.iterations, 1)
-        with self._lock:
+        with self._run(trains=True):
             self._engine.train(X, Y, SW, np.arange(n, dtype=np.int64), n, lrs, bl,
                                preds if any(p is not None for p in preds) else None)
         self.optimizer.iterations += 1
@@ -1094,7 +1120,7 @@ class Model:
         X, Y, SW = self._prepare_data(x, y, sample_weight)
         n = X[0].shape[0]
         dx = [np.empty_like(a) for a in X]
-        with self._lock:
+        with self._run(trains=True):  # a training-mode forward (BatchNorm's moving statistics)
             sums = self._engine.gradients(X, Y, SW, dx)
         loss = sum(w * float(s) / (n * st) for w, s, st, l in
                    zip(self._loss_weights, sums, self._engine.out_steps, self._losses) if l is not None)
@@ -1119,7 +1145,7 @@ class Model:
                 raise ValueError(f"upstream has shape {up.shape}, expected ({n}, {size})")
         dx = np.empty_like(X)
         out = np.empty((n, size), np.float32)
-        with self._lock:
+        with self._run():
             self._engine.output_gradients([X], [np.ascontiguousarray(up)], [dx], [out])
         return (out.reshape((n,) + tuple(self._engine_out_shapes[0])),
                 dx.reshape((n,) + tuple(self._in_shapes()[0])))
@@ -1135,7 +1161,7 @@ class Model:
         up = np.ascontiguousarray(_as_float32(upstream, "upstream").reshape(n, size))
         dx = [np.empty_like(a) for a in X]
         out = np.empty((n, size), np.float32)
-        with self._lock:
+        with self._run():
             self._engine.output_gradients(X, [up], dx, [out])
         return out, [d.reshape((n,) + tuple(s)) for d, s in zip(dx, self._in_shapes())]
 

@@ -412,3 +412,21 @@ def test_dataframes_per_input_and_callbacks(rng):
               validation_split=0.25, callbacks=[stop])
     assert "val_p_auc" in h.history and len(h.epoch) <= 30
     np.testing.assert_array_equal(m.predict(xdf)["p"], m.predict(x)["p"])
+
+
+def test_models_on_one_arena_see_each_others_training(rng):
+    """A Sequential nested in a functional model and trained on its own, then the functional
+    model: each sees the other's updates (packed weight copies are refreshed), in both orders."""
+    head = nn.Sequential([L.Dense(2, input_shape=(3,))])
+    a = nn.Input(shape=(3,))
+    outer = nn.Model(a, L.Activation("tanh")(head(a)))
+    X = rng.standard_normal((16, 3)).astype(np.float32)
+    for m in (outer, head):
+        m.compile("sgd", "mse")
+    outer.fit(X, np.zeros((16, 2)), verbose=0)
+    head.fit(X, np.ones((16, 2)), verbose=0)
+    np.testing.assert_allclose(outer.predict(X), np.tanh(head.predict(X)), rtol=1e-5, atol=1e-6)
+    outer.train_on_batch(X, np.zeros((16, 2)))
+    w = head.get_weights()
+    np.testing.assert_allclose(head.predict(X), X @ w[0] + w[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(head.predict(X[:1]), X[:1] @ w[0] + w[1], rtol=1e-5, atol=1e-6)
