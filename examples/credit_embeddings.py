@@ -18,8 +18,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import Timer, best_threshold, nn  # noqa: E402
+from credit_risk import COST_BAD_ACCEPTED, uci_cost  # noqa: E402  (the same cost matrix)
 
-COST_BAD_ACCEPTED, COST_GOOD_REJECTED = 5.0, 1.0
 L = nn.layers
 
 
@@ -73,10 +73,6 @@ def onehot_model(n_features):
     return nn.Sequential([
         L.Dense(32, activation="relu", input_shape=(n_features,), kernel_regularizer=nn.regularizers.L2(1e-3)),
         L.Dropout(0.2), L.Dense(16, activation="relu"), L.Dense(1, activation="sigmoid")], name="one_hot_mlp")
-
-
-def uci_cost(tp, fp, fn, tn):
-    return COST_BAD_ACCEPTED * fn + COST_GOOD_REJECTED * fp
 
 
 def _score(model, x_va, y_va, x_te, y_te):

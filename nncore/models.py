@@ -175,7 +175,7 @@ class Model:
             if inputs is None or outputs is None:
                 raise ValueError("Model needs inputs and outputs: nn.Model(inputs=x_in, outputs=y)")
             self._graph = graph_mod.Graph(inputs, outputs)
-            self._build_weights()
+            self._read_batch_size()
 
     def _init_common(self, name, trainable):
         self.name = name
@@ -246,8 +246,8 @@ class Model:
     def _out_shapes(self):
         return [t._shape for t in self._graph.outputs]
 
-    def _build_weights(self):
-        """Weights of a functional model exist once it is made (layers build when called)."""
+    def _read_batch_size(self):
+        """A fixed batch size given to an Input (stateful recurrent layers need one)."""
         for t in self._graph.inputs:
             b = t._node.layer.batch_size
             if b is not None:

@@ -20,11 +20,6 @@ _MAX_HEADER = 64 << 20
 _ALIGN = 64
 
 
-def _layer_classes():
-    from .graph import layer_classes
-    return layer_classes()
-
-
 def _write(path, header, arrays):
     """header: dict (JSON-able); arrays: list of (name, ndarray)."""
     manifest, blobs, off = [], [], 0

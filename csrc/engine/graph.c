@@ -713,17 +713,19 @@ int nnc_graph_set_loss(nnc_graph *g, int k, int loss, int from_logits, const flo
 }
 
 /* Loss of output k on `rows` samples against targets tgt and per-(sample, step) weights w;
- * the gradient (times the loss weight) into gr (may be NULL). Writes out_act(y) into pbuf. */
+ * the gradient (times the loss weight) into gr (may be NULL). Writes out_act(y) into pbuf
+ * when the output has an activation. */
 static int loss_and_grad(nnc_graph *g, g_out *o, int64_t rows, const void *tgt, const float *w,
                          double *lsum, float *gr) {
     const float *y = g->vp[o->v];
     const int64_t lr = rows * o->steps;
     const float scale = o->weight / (float)lr;
+    if (o->act == NNC_ACT_LINEAR) /* no copy: the predictions are y itself */
+        return nnc_loss_ex(o->loss, o->from_logits, o->lp, y, tgt, w, lr, o->cols, scale, lsum, gr, 0);
     int st = out_act(g, o, y, o->pbuf, rows);
     if (st) return st;
-    if (o->fused || o->act == NNC_ACT_LINEAR)
-        return nnc_loss_ex(o->loss, o->fused ? 1 : o->from_logits, o->lp, y, tgt, w, lr, o->cols,
-                           scale, lsum, gr, 0);
+    if (o->fused)
+        return nnc_loss_ex(o->loss, 1, o->lp, y, tgt, w, lr, o->cols, scale, lsum, gr, 0);
     /* Loss on out_act(y), then back through out_act. */
     st = nnc_loss_ex(o->loss, o->from_logits, o->lp, o->pbuf, tgt, w, lr, o->cols, scale, lsum,
                      gr, 0);
@@ -899,13 +901,13 @@ static int all_losses(nnc_graph *g, const void *const *Y, const float *const *SW
 }
 
 /* The outputs (after out_act) of rows r0.. into preds[k] (entries may be NULL); the losses
- * have left out_act(y) in pbuf. */
+ * have left out_act(y) in pbuf where there is an activation. */
 static int copy_preds(nnc_graph *g, float *const *preds, int64_t r0, int64_t rows) {
     for (int k = 0; k < g->n_out; k++) {
         const g_out *o = &g->outs[k];
         if (!preds[k]) continue;
         float *dst = preds[k] + r0 * g->vsize[o->v];
-        if (o->loss < 0) {
+        if (o->loss < 0 || o->act == NNC_ACT_LINEAR) {
             int st = out_act(g, o, g->vp[o->v], dst, rows);
             if (st) return st;
         } else {
