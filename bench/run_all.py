@@ -10,7 +10,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = ["bench_gemm.py", "bench_elem.py", "bench_mlp.py", "bench_conv.py", "bench_rnn.py", "bench_norm.py",
-           "bench_finance.py", "bench_functional.py"]
+           "bench_finance.py", "bench_functional.py", "bench_keras_io.py"]
 
 
 def main():

@@ -235,15 +235,16 @@ def layer_from_config(entry):
         raise ValueError(f"bad config for layer {entry.get('class_name')}: {e}") from None
 
 
-def functional_from_config(config):
+def functional_from_config(config, make_layer=None):
     """(inputs, outputs, name) rebuilt from Graph.get_config output: each layer is made from its
-    config and called on the tensors its calls name, in an order where every call's inputs
-    exist (a call that can never run -- a cycle or a missing layer -- is a ValueError)."""
+    config (by `make_layer(entry)`, default layer_from_config) and called on the tensors its calls
+    name, in an order where every call's inputs exist (a call that can never run -- a cycle or a
+    missing layer -- is a ValueError)."""
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
         raise ValueError("functional config must be a dict with a 'layers' list")
     layers, pending, made = {}, [], {}
     for entry in config["layers"]:
-        layer = layer_from_config(entry)
+        layer = (make_layer or layer_from_config)(entry)
         name = entry.get("name", layer.name)
         if name in layers:
             raise ValueError(f"functional config: layer name {name!r} appears twice")

@@ -1214,11 +1214,19 @@ class Model:
             model.trainable = False
         return model
 
-    def save(self, filepath, overwrite=True, include_optimizer=True):
-        """Save architecture, weights, compile settings and optimizer state to one file."""
+    def save(self, filepath, overwrite=True, include_optimizer=True, format="nncore"):
+        """Save architecture, weights, compile settings and optimizer state to one file.
+        format="nncore" (default): nncore's own file; format="keras": a Keras 3 `.keras`
+        archive that keras.saving.load_model opens (architecture, weights, compile config)."""
+        if format not in ("nncore", "keras"):
+            raise ValueError(f"save: format must be 'nncore' or 'keras', got {format!r}")
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"{filepath} exists and overwrite=False")
-        saving.save_model(self, filepath, include_optimizer=include_optimizer)
+        if format == "keras":
+            from . import keras_format
+            keras_format.save_keras(self, filepath)
+        else:
+            saving.save_model(self, filepath, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite=True):
         if not overwrite and os.path.exists(filepath):
@@ -1411,5 +1419,6 @@ from . import saving  # noqa: E402  (saving needs only graph.py; models register
 
 
 def load_model(filepath, compile=True):
-    """Load a model saved with `model.save` (validated; never unpickles anything)."""
+    """Load a model saved with `model.save`, or a Keras `.keras`/`.h5` file (told apart by content;
+    validated; never unpickles or runs anything from the file)."""
     return saving.load_model(filepath, compile=compile)

@@ -171,6 +171,17 @@ def _optimizer_from_config(d):
 
 
 def load_model(path, compile=True):
+    """nncore's own files, Keras 3 `.keras` archives and legacy Keras `.h5` files, told apart by
+    their first bytes (not their suffix)."""
+    from . import keras_format
+    kind = keras_format.sniff(path)
+    if kind == "keras":
+        return keras_format.load_keras(path, compile=compile)
+    if kind == "h5":
+        return keras_format.load_h5(path, compile=compile)
+    if kind is None:
+        raise ValueError(f"{os.fspath(path)!r} is not an nncore model file, a Keras .keras archive or a "
+                         f"Keras .h5 file (its first bytes are none of theirs)")
     header, arrays = _read(path, "nncore-model")
     try:
         return _model_from_file(header, arrays, compile)

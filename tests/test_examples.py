@@ -68,3 +68,16 @@ def test_examples_run_on_generated_data(capsys):
     assert _example("credit_embeddings").main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert "generated borrowers" in out and "test ROC AUC" in out
+
+
+def test_keras_model_example(tmp_path):
+    """examples/keras_model.py: the nncore -> .keras -> nncore round trip, and loading the Keras
+    files Keras wrote (tests/keras_files), inputs made to fit each model (Embedding indices)."""
+    pytest.importorskip("h5py", reason="h5py (nncore[keras]) reads Keras files")
+    ex = _example("keras_model")
+    r = ex.round_trip(str(tmp_path / "credit.keras"), verbose=0, epochs=2)
+    assert r["auc"] > 0.8 and r["nncore_reload_max_diff"] == 0.0
+    assert r.get("keras_max_diff", 0.0) < 1e-5
+    for f in ("two_input.keras", "embedding.keras", "cnn.h5"):
+        r = ex.bring(os.path.join(ROOT, "tests", "keras_files", f), verbose=0)
+        assert r["compiled"] and r.get("keras_max_diff", 0.0) < 1e-5

@@ -167,8 +167,11 @@ def test_wrong_magic_and_version(saved, tmp_path):
     bad.write_bytes(MAGIC[:6] + b"\x00\x09" + raw[8:])
     with pytest.raises(ValueError, match="unsupported nncore file version"):
         nn.models.load_model(bad)
-    bad.write_bytes(b"PK\x03\x04" + raw[4:])
-    with pytest.raises(ValueError, match="not an nncore model file"):
+    bad.write_bytes(b"XY\x03\x04" + raw[4:])
+    with pytest.raises(ValueError, match="not an nncore model file, a Keras .keras archive or a Keras .h5"):
+        nn.models.load_model(bad)
+    bad.write_bytes(b"PK\x03\x04" + raw[4:])  # a zip's magic: read as a .keras archive, refused
+    with pytest.raises(ValueError, match="not a readable .keras archive"):
         nn.models.load_model(bad)
 
 

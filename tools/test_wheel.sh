@@ -101,7 +101,7 @@ if [ "${NNCORE_WHEEL_TESTS:-all}" != quick ]; then
 else
     TESTS=()
     for f in test_model test_config test_errors test_threadpool test_saving test_cnn_model test_rnn_model \
-             test_onnx test_sklearn; do
+             test_onnx test_sklearn test_keras_files; do
         [ -f "tests/$f.py" ] && TESTS+=("tests/$f.py")
     done
 fi

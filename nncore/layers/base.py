@@ -190,7 +190,10 @@ class Layer:
             budget[0] -= n
         init = initializers.get(initializer)
         reg = regularizers.get(regularizer)
-        value = np.asarray(init(shape, dtype="float32"), dtype=np.float32)
+        if budget is not None:  # the file's values replace these: no random draws to throw away
+            value = np.zeros(shape, dtype=np.float32)
+        else:
+            value = np.asarray(init(shape, dtype="float32"), dtype=np.float32)
         if value.shape != shape:
             raise ValueError(f"initializer for {self.name}/{name} returned shape {value.shape}, expected {shape}")
         self._specs.append((name, shape, init, bool(trainable), reg))
